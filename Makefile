@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create .venv on first use from
+# the pinned requirement files and re-create it when those files change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+REQUIREMENTS := requirements.txt $(wildcard requirements/*.txt)
+PEER := patchnetvlad==0.1.8
+# The venv is the ament prefix: get_package_share_directory finds share/ros2_netvlad there.
+RUN := AMENT_PREFIX_PATH=$(abspath $(VENV)) ROS_LOG_DIR=$(abspath $(VENV))/ros_log
+
+.PHONY: venv install test demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	# The peer implementation for parity tests and benchmarks; its own pins are years old.
+	$(PY) -m pip install --quiet --no-deps $(PEER)
+	touch $(STAMP)
+
+# pip install (not editable) so data_files (package.xml, launch/, config/) land in .venv/share.
+install: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+
+test: install
+	$(RUN) $(PY) -m pytest test
+
+demo: install
+	$(RUN) $(VENV)/bin/demo --out demo_output
+
+bench: install
+	$(RUN) $(PY) benchmarks/extract.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo_output

@@ -1,0 +1,145 @@
+"""Configuration: frozen dataclasses with defaults and validation.
+
+One tree serves three surfaces: Python, YAML sections and the node's dotted ROS parameters. ROS
+parameters cannot be None, so "auto"/"" and 0 stand for "choose for me".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+def _check(condition: bool, name: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{name}: {message}")
+
+
+def _check_choice(value: str, name: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, name, f"must be one of {', '.join(choices)}, got {value!r}")
+
+
+def describe(description: str, **meta: Any) -> Any:
+    """Field metadata: a description (and optional min/max/read_only) for the ROS parameter."""
+    return {"description": description, **meta}
+
+
+BACKBONES = ("vgg16", "resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_lite0")
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Network architecture. Travels inside every checkpoint so `load()` rebuilds the same model."""
+
+    backbone: str = field(default="vgg16", metadata=describe("CNN backbone, cut at its last conv block"))
+    num_clusters: int = field(default=64, metadata=describe("NetVLAD clusters K", min=1, max=1024))
+    whiten_dim: int = field(default=0, metadata=describe("PCA-whitening output dims; 0 = no whitening", min=0))
+    output_dim: int = field(
+        default=0, metadata=describe("keep the first N whitened dims; 0 = all", min=0))
+
+    def __post_init__(self) -> None:
+        _check_choice(self.backbone, "arch.backbone", BACKBONES)
+        _check(self.num_clusters >= 1, "arch.num_clusters", f"must be >= 1, got {self.num_clusters}")
+        _check(self.whiten_dim >= 0, "arch.whiten_dim", f"must be >= 0, got {self.whiten_dim}")
+        _check(self.output_dim >= 0, "arch.output_dim", f"must be >= 0, got {self.output_dim}")
+        _check(self.output_dim == 0 or 0 < self.output_dim <= self.whiten_dim, "arch.output_dim",
+               f"truncation to {self.output_dim} dims needs a whitening layer with at least as many "
+               f"dims (whiten_dim={self.whiten_dim})")
+
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+RESIZE_MODES = ("none", "max_side", "exact")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How descriptors are computed at run time (which weights, where, at what size)."""
+
+    weights: str = field(default="", metadata=describe(
+        "checkpoint or public weight file; empty = the map's own model.pt", read_only=True))
+    device: str = field(default="auto", metadata=describe(
+        "auto (CUDA when available), cpu, cuda or cuda:N", read_only=True))
+    precision: str = field(default="auto", metadata=describe(
+        "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 (CUDA) or bf16", read_only=True))
+    resize: str = field(default="max_side", metadata=describe(
+        "none, max_side (keep aspect, longest side = max_side) or exact (width x height)", read_only=True))
+    max_side: int = field(default=640, metadata=describe("longest image side for resize=max_side",
+                                                         min=32, max=8192, read_only=True))
+    width: int = field(default=640, metadata=describe("width for resize=exact", min=32, max=8192, read_only=True))
+    height: int = field(default=480, metadata=describe("height for resize=exact", min=32, max=8192,
+                                                       read_only=True))
+    batch_size: int = field(default=8, metadata=describe("images per forward pass in offline tools",
+                                                         min=1, max=1024, read_only=True))
+    threads: int = field(default=0, metadata=describe("torch CPU threads; 0 = torch default",
+                                                      min=0, max=256, read_only=True))
+    channels_last: bool = field(default=True, metadata=describe("NHWC memory format (faster convs)",
+                                                                read_only=True))
+
+    def __post_init__(self) -> None:
+        _check(self.device in DEVICES or self.device.startswith("cuda:"), "model.device",
+               f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        _check_choice(self.precision, "model.precision", PRECISIONS)
+        _check_choice(self.resize, "model.resize", RESIZE_MODES)
+        for name in ("max_side", "width", "height"):
+            _check(getattr(self, name) >= 32, f"model.{name}", f"must be >= 32, got {getattr(self, name)}")
+        _check(self.batch_size >= 1, "model.batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.threads >= 0, "model.threads", f"must be >= 0, got {self.threads}")
+
+
+def from_dict(cls: type[T], values: Mapping[str, Any] | None, section: str = "") -> T:
+    """Build a config dataclass from a mapping, refusing unknown keys by name."""
+    values = dict(values or {})
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    prefix = f"{section}." if section else ""
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(prefix + u for u in unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    coerced = {name: _coerce(known[name], value, prefix + name) for name, value in values.items()}
+    return cls(**coerced)
+
+
+def _coerce(f: dataclasses.Field, value: Any, name: str) -> Any:
+    kind = type(f.default)
+    if kind is bool:
+        _check(isinstance(value, bool), name, f"must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), name, f"must be an integer, got {value!r}")
+        return value
+    if kind is float:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), name,
+               f"must be a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        _check(isinstance(value, str), name, f"must be a string, got {value!r}")
+    return value
+
+
+def load_yaml_section(path: str | Path, section: str, cls: type[T]) -> T:
+    """Read one section of a YAML file (plain, or a ROS params file) into a config."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return from_dict(cls, _parameters(data).get(section, {}), section)
+
+
+def _parameters(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``ros__parameters`` block of a ROS params file, or the mapping itself."""
+    for value in data.values():
+        if isinstance(value, dict) and "ros__parameters" in value:
+            return value["ros__parameters"]
+    return data
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,34 @@
+"""Shared fixtures: real photographs from scikit-image and small seeded models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from ros2_netvlad.config import ArchConfig
+from ros2_netvlad.model import build_model
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """Real RGB photographs shipped with scikit-image."""
+    return {name: getattr(skimage.data, name)() for name in ("astronaut", "chelsea", "coffee", "rocket")}
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+def random_vgg_model(num_clusters: int = 8, whiten_dim: int = 0, output_dim: int = 0):
+    """VGG16-NetVLAD with seeded random weights (no download needed)."""
+    torch.manual_seed(0)
+    model = build_model(ArchConfig("vgg16", num_clusters, whiten_dim, output_dim))
+    with torch.no_grad():
+        model.pool.centroids.normal_()
+        model.pool.conv.weight.normal_()
+        model.pool.conv.bias.normal_()
+    return model.eval()
