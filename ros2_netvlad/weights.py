@@ -94,8 +94,8 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
             raise WeightsError(f"{path}: not a readable torch checkpoint (corrupt or another format)") from None
         raise WeightsError(f"{path}: holds objects other than tensors ({globals_[0]}); if you trust this "
                            f"file, load it with trusted=True (CLI: --trust-weights)") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise WeightsError(f"{path}: not a readable torch checkpoint ({error})") from None
+    except Exception as error:  # torch raises many types for foreign or truncated files
+        raise WeightsError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(checkpoint, dict):
         raise WeightsError(f"{path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
     return checkpoint

@@ -1,0 +1,90 @@
+"""A small deterministic place-recognition world made from real photographs.
+
+Real photos shipped with scikit-image are the "places", laid along a route. A camera view of a
+place is rendered by warping its photo (perspective shift, crop, scale); the second traversal adds
+condition changes (brightness, colour cast, blur, noise, partial occlusion), as a revisit at
+another time of day would. Everything is seeded, so the world is the same on every machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+# (photo, window as fractions x0, y0, x1, y1): big photos give two places each.
+PLACE_SOURCES: tuple[tuple[str, tuple[float, float, float, float]], ...] = (
+    ("astronaut", (0, 0, 1, 1)), ("chelsea", (0, 0, 1, 1)), ("coffee", (0, 0, 1, 1)),
+    ("rocket", (0, 0, 1, 1)), ("hubble_deep_field", (0, 0, 0.55, 1)), ("hubble_deep_field", (0.45, 0, 1, 1)),
+    ("immunohistochemistry", (0, 0, 1, 1)), ("retina", (0, 0, 0.55, 1)), ("retina", (0.45, 0, 1, 1)),
+    ("stereo_motorcycle", (0, 0, 0.55, 1)), ("stereo_motorcycle", (0.45, 0, 1, 1)), ("colorwheel", (0, 0, 1, 1)),
+    ("camera", (0, 0, 1, 1)), ("brick", (0, 0, 1, 1)), ("grass", (0, 0, 1, 1)), ("gravel", (0, 0, 1, 1)),
+    ("moon", (0, 0, 1, 1)), ("coins", (0, 0, 1, 1)), ("clock", (0, 0, 1, 1)), ("cell", (0, 0, 1, 1)),
+)
+
+
+@dataclass(frozen=True)
+class Place:
+    index: int
+    photo: str
+    window: tuple[float, float, float, float]
+
+
+def places(count: int = len(PLACE_SOURCES)) -> list[Place]:
+    if not 1 <= count <= len(PLACE_SOURCES):
+        raise ValueError(f"the demo world has 1..{len(PLACE_SOURCES)} places, asked for {count}")
+    return [Place(i, *PLACE_SOURCES[i]) for i in range(count)]
+
+
+@lru_cache(maxsize=None)
+def photo(name: str) -> np.ndarray:
+    """An RGB uint8 photograph from scikit-image (grayscale ones expanded to RGB)."""
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    image = image[0] if isinstance(image, tuple) else image
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def place_image(place: Place) -> np.ndarray:
+    image = photo(place.photo)
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = place.window
+    return image[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
+
+
+def render_view(place: Place, rng: np.random.Generator, size: tuple[int, int] = (320, 240),
+                changed: bool = False) -> np.ndarray:
+    """One camera view of a place: a random perspective crop, plus condition changes if ``changed``."""
+    view = _perspective_crop(place_image(place), rng, size)
+    return _change_conditions(view, rng) if changed else view
+
+
+def _perspective_crop(image: np.ndarray, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = rng.uniform(0.7, 0.95)  # the camera sees most, never all, of the place
+    cw, ch = w * scale, h * scale
+    x0, y0 = rng.uniform(0, w - cw), rng.uniform(0, h - ch)
+    corners = np.float32([[x0, y0], [x0 + cw, y0], [x0 + cw, y0 + ch], [x0, y0 + ch]])
+    corners += rng.uniform(-0.08, 0.08, size=(4, 2)).astype(np.float32) * np.float32([cw, ch])
+    target = np.float32([[0, 0], [size[0], 0], [size[0], size[1]], [0, size[1]]])
+    homography = cv2.getPerspectiveTransform(corners, target)
+    return cv2.warpPerspective(image, homography, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+
+
+def _change_conditions(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = view.astype(np.float32)
+    out *= rng.uniform(0.6, 1.3)  # brightness
+    out *= rng.uniform(0.85, 1.15, size=3).astype(np.float32)  # colour cast
+    sigma = rng.uniform(0.3, 1.5)
+    out = cv2.GaussianBlur(out, (0, 0), sigma)
+    out += rng.normal(0, 6, size=out.shape).astype(np.float32)  # sensor noise
+    h, w = out.shape[:2]
+    oh, ow = int(h * rng.uniform(0.15, 0.35)), int(w * rng.uniform(0.15, 0.35))
+    oy, ox = rng.integers(0, h - oh), rng.integers(0, w - ow)
+    out[oy:oy + oh, ox:ox + ow] = rng.uniform(0, 255, size=3)  # something parked in front
+    return np.clip(out, 0, 255).astype(np.uint8)

@@ -1,0 +1,49 @@
+"""The ament_python package installs like colcon would: data_files under share/, scripts on PATH."""
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_package_xml_declares_ros_dependencies():
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.get("format") == "3"
+    deps = {e.text for e in root.iter("exec_depend")}
+    for dep in ("rclpy", "sensor_msgs", "geometry_msgs", "nav_msgs", "std_msgs", "std_srvs",
+                "visualization_msgs", "diagnostic_msgs"):
+        assert dep in deps
+    assert root.find("export/build_type").text == "ament_python"
+
+
+def test_data_files_are_installed_into_the_prefix():
+    """`make test` runs `pip install .` first; the share directory is found through the ament index."""
+    code = ("from ament_index_python.packages import get_package_share_directory as g;"
+            "print(g('ros2_netvlad'))")
+    env = {**os.environ, "AMENT_PREFIX_PATH": sys.prefix}
+    share = Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                check=True).stdout.strip())
+    assert (share / "package.xml").read_text() == (REPO / "package.xml").read_text()
+    assert (share / "config" / "localize.yaml").is_file()
+    assert (Path(sys.prefix) / "share/ament_index/resource_index/packages/ros2_netvlad").is_file()
+
+
+def test_console_scripts_are_installed():
+    scripts = Path(sys.prefix) / "bin"
+    for name in ("import_weights", "demo"):
+        assert shutil.which(name, path=str(scripts)), f"{name} not installed in {scripts}"
+    result = subprocess.run([scripts / "import_weights", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "MATLAB" in result.stdout
+
+
+def test_import_weights_cli_reports_bad_files(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"junk")
+    result = subprocess.run([Path(sys.prefix) / "bin" / "import_weights", str(bad), str(tmp_path / "o.pt")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "bad.pth: not a readable torch checkpoint" in result.stderr
+    assert not (tmp_path / "o.pt").exists()
