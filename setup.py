@@ -36,6 +36,7 @@ setup(
     entry_points={
         "console_scripts": [
             f"import_weights = {PACKAGE}.tools.import_weights:main",
+            f"build_map = {PACKAGE}.tools.build_map:main",
             f"demo = {PACKAGE}.tools.demo:main",
         ],
     },

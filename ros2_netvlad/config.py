@@ -97,6 +97,88 @@ class ModelConfig:
         _check(self.threads >= 0, "model.threads", f"must be >= 0, got {self.threads}")
 
 
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """How the map's descriptors are indexed."""
+
+    index: str = field(default="Flat", metadata=describe(
+        "faiss factory string: Flat (exact), IVF<nlist>,PQ<m> or HNSW<M>", read_only=True))
+    fp16: bool = field(default=False, metadata=describe("store Flat/HNSW vectors as fp16", read_only=True))
+    nprobe: int = field(default=16, metadata=describe("IVF lists searched per query", min=1, max=65536))
+    ef_search: int = field(default=64, metadata=describe("HNSW search breadth", min=1, max=65536))
+    device: str = field(default="auto", metadata=describe("auto (GPU faiss when present) or cpu",
+                                                          read_only=True))
+
+    def __post_init__(self) -> None:
+        _check(bool(self.index.strip()), "database.index", "must be a faiss factory string, e.g. Flat")
+        _check(not (self.fp16 and "PQ" in self.index), "database.fp16",
+               "PQ indexes are already compressed; fp16 applies to Flat and HNSW")
+        _check(self.nprobe >= 1, "database.nprobe", f"must be >= 1, got {self.nprobe}")
+        _check(self.ef_search >= 1, "database.ef_search", f"must be >= 1, got {self.ef_search}")
+        _check_choice(self.device, "database.device", ("auto", "cpu", "cuda"))
+
+    def factory_string(self) -> str:
+        if not self.fp16:
+            return self.index
+        return "SQfp16" if self.index == "Flat" else f"{self.index},SQfp16"
+
+
+@dataclass(frozen=True)
+class KeyframeConfig:
+    """When a frame becomes a map entry: moved, turned, or enough time passed since the last one."""
+
+    min_distance: float = field(default=1.0, metadata=describe("metres moved since the last keyframe",
+                                                               min=0.0, max=1000.0))
+    min_angle: float = field(default=15.0, metadata=describe("degrees turned since the last keyframe",
+                                                             min=0.0, max=360.0))
+    max_interval: float = field(default=0.0, metadata=describe(
+        "seconds after which a frame is taken anyway; 0 = never", min=0.0, max=3600.0))
+
+    def __post_init__(self) -> None:
+        for name in ("min_distance", "min_angle", "max_interval"):
+            _check(getattr(self, name) >= 0, f"keyframes.{name}", f"must be >= 0, got {getattr(self, name)}")
+
+
+VERIFICATION = ("none", "orb", "sift")
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    """Turning nearest neighbours into loop-closure candidates and a pose prior."""
+
+    top_k: int = field(default=5, metadata=describe("candidates reported per frame", min=1, max=100))
+    min_score: float = field(default=0.0, metadata=describe(
+        "minimum cosine similarity of a candidate", min=-1.0, max=1.0))
+    exclusion_window: float = field(default=0.0, metadata=describe(
+        "ignore map entries closer in time than this many seconds (online mode); 0 = off", min=0.0, max=1e6))
+    nms_radius: float = field(default=1.0, metadata=describe(
+        "drop candidates within this many metres of a better one; 0 = off", min=0.0, max=1000.0))
+    consistency: int = field(default=1, metadata=describe(
+        "consecutive frames that must agree on a place before it is reported; 1 = off", min=1, max=100))
+    consistency_radius: float = field(default=10.0, metadata=describe(
+        "metres within which consecutive best matches count as the same place", min=0.0, max=1e4))
+    prior_radius: float = field(default=10.0, metadata=describe(
+        "candidates within this many metres of the best one form the pose prior", min=0.0, max=1e4))
+    position_variance_floor: float = field(default=1.0, metadata=describe(
+        "minimum position variance of the pose prior (m^2)", min=0.0, max=1e6))
+    orientation_variance_floor: float = field(default=0.05, metadata=describe(
+        "minimum orientation variance of the pose prior (rad^2)", min=0.0, max=10.0))
+    verification: str = field(default="none", metadata=describe(
+        "geometric check against stored map images: none, orb or sift", read_only=True))
+    min_inliers: int = field(default=15, metadata=describe(
+        "RANSAC inliers for a verified candidate", min=4, max=10000))
+
+    def __post_init__(self) -> None:
+        _check(self.top_k >= 1, "localizer.top_k", f"must be >= 1, got {self.top_k}")
+        _check(-1.0 <= self.min_score <= 1.0, "localizer.min_score", f"must be in [-1, 1], got {self.min_score}")
+        _check(self.consistency >= 1, "localizer.consistency", f"must be >= 1, got {self.consistency}")
+        for name in ("exclusion_window", "nms_radius", "consistency_radius", "prior_radius",
+                     "position_variance_floor", "orientation_variance_floor"):
+            _check(getattr(self, name) >= 0, f"localizer.{name}", f"must be >= 0, got {getattr(self, name)}")
+        _check_choice(self.verification, "localizer.verification", VERIFICATION)
+        _check(self.min_inliers >= 4, "localizer.min_inliers", f"must be >= 4, got {self.min_inliers}")
+
+
 def from_dict(cls: type[T], values: Mapping[str, Any] | None, section: str = "") -> T:
     """Build a config dataclass from a mapping, refusing unknown keys by name."""
     values = dict(values or {})

@@ -33,6 +33,10 @@ class WeightsError(ValueError):
 def save(model: PlaceNet, path: str | Path, **extra: Any) -> Path:
     """Writes a checkpoint atomically (temporary file, then rename). ``extra`` (optimizer state,
     epoch, metrics) is stored beside the model and returned by ``read_checkpoint``."""
+    return atomic_write_bytes(Path(path), checkpoint_bytes(model, **extra))
+
+
+def checkpoint_bytes(model: PlaceNet, **extra: Any) -> bytes:
     checkpoint = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -45,7 +49,7 @@ def save(model: PlaceNet, path: str | Path, **extra: Any) -> Path:
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    return atomic_write_bytes(Path(path), buffer.getvalue())
+    return buffer.getvalue()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

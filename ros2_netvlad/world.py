@@ -88,3 +88,46 @@ def _change_conditions(view: np.ndarray, rng: np.random.Generator) -> np.ndarray
     oy, ox = rng.integers(0, h - oh), rng.integers(0, w - ow)
     out[oy:oy + oh, ox:ox + ow] = rng.uniform(0, 255, size=3)  # something parked in front
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# --- traversals as rosbag2 ------------------------------------------------------------------------
+
+PLACE_SPACING = 40.0  # metres between places along the route
+VIEW_OFFSETS = (-4.0, 0.0, 4.0)  # where along the route each place is photographed
+
+
+def place_position(index: int) -> np.ndarray:
+    return np.array([index * PLACE_SPACING, 0.0, 0.0])
+
+
+def write_traversal(path, places_: list[Place], *, seed: int, changed: bool = False, storage: str = "mcap",
+                    compressed: bool = True, size: tuple[int, int] = (320, 240), rate_hz: float = 2.0,
+                    start_ns: int = 1_700_000_000_000_000_000, image_topic: str = "/camera/image_raw",
+                    odom_topic: str = "/odom") -> list[tuple[int, int, np.ndarray]]:
+    """Drives past every place once, photographing it from each of VIEW_OFFSETS, and writes the
+    images (CompressedImage on ``image_topic + '/compressed'`` or raw Image) and nav_msgs/Odometry
+    ground truth (twice the camera rate) into a new bag. Returns (stamp, place index, position)."""
+    from . import messages
+    from .bags import BagWriter
+    from .geometry import Pose
+
+    rng = np.random.default_rng(seed)
+    period = int(1e9 / rate_hz)
+    truth = []
+    topic = image_topic + "/compressed" if compressed else image_topic
+    with BagWriter(path, storage) as bag:
+        stamp = start_ns
+        for place in places_:
+            for offset in VIEW_OFFSETS:
+                position = place_position(place.index) + np.array([offset, 0.0, 0.0])
+                pose = Pose(position)
+                view = render_view(place, rng, size, changed)
+                msg = messages.compressed(view, stamp) if compressed else messages.image(view, stamp)
+                bag.write(topic, msg, stamp)
+                for dt in (0, period // 2):  # odometry at twice the camera rate
+                    step = np.array([offset + dt * 8.0 / period if dt else offset, 0.0, 0.0])
+                    odom_pose = Pose(place_position(place.index) + step)
+                    bag.write(odom_topic, messages.odometry(odom_pose, stamp + dt), stamp + dt)
+                truth.append((stamp, place.index, position))
+                stamp += period
+    return truth

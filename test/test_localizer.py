@@ -1,0 +1,113 @@
+"""Localizer on seeded synthetic maps: filters, consistency, pose prior, online growth, verification."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ros2_netvlad.config import KeyframeConfig, LocalizerConfig
+from ros2_netvlad.database import Entry, MapDatabase
+from ros2_netvlad.geometry import Pose, angle_between, yaw_quaternion
+from ros2_netvlad.localizer import Localizer
+
+DIM = 16
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.fixture
+def world():
+    """20 places 50 m apart, three entries per place (1 m apart, stamps 10 s apart per place)."""
+    rng = np.random.default_rng(0)
+    places = unit(rng.normal(size=(20, DIM)))
+    descriptors, entries = [], []
+    for p, centre in enumerate(places):
+        for j in range(3):
+            descriptors.append(unit(centre + 0.05 * rng.normal(size=DIM)))
+            entries.append(Entry((p * 10 + j) * 1_000_000_000, "map", (50.0 * p + j, 0.0, 0.0),
+                                 tuple(yaw_quaternion(0.1 * j))))
+    db = MapDatabase.create(DIM)
+    db.add(np.array(descriptors, np.float32), entries)
+    return db, places
+
+
+def test_best_candidate_is_the_right_place_and_duplicates_are_suppressed(world):
+    db, places = world
+    localizer = Localizer(db, LocalizerConfig(top_k=5, nms_radius=5.0))
+    result = localizer.query(places[7], stamp_ns=0)
+    assert result.candidates[0].entry.position[0] in (350, 351, 352)
+    xs = [c.entry.position[0] for c in result.candidates]
+    assert all(abs(a - b) >= 5 for i, a in enumerate(xs) for b in xs[:i]), "NMS left near-duplicates"
+    assert [c.score for c in result.candidates] == sorted((c.score for c in result.candidates), reverse=True)
+    no_nms = Localizer(db, LocalizerConfig(top_k=3, nms_radius=0)).query(places[7], 0)
+    assert sorted(c.entry.position[0] for c in no_nms.candidates) == [350, 351, 352]
+
+
+def test_min_score_and_exclusion_window(world):
+    db, places = world
+    assert Localizer(db, LocalizerConfig(min_score=0.999)).query(places[3], 0).candidates == []
+    stamp = 70 * 1_000_000_000  # place 7's entries are 70..72 s
+    result = Localizer(db, LocalizerConfig(exclusion_window=30.0)).query(places[7], stamp)
+    assert all(abs(c.entry.stamp_ns - stamp) >= 30e9 for c in result.candidates)
+    assert result.candidates and result.candidates[0].entry.position[0] not in (350, 351, 352)
+
+
+def test_temporal_consistency_needs_agreeing_frames(world):
+    db, places = world
+    localizer = Localizer(db, LocalizerConfig(consistency=3, consistency_radius=10.0))
+    assert localizer.query(places[4], 0).candidates == []
+    assert localizer.query(places[4], 1).candidates == []
+    assert localizer.query(places[4], 2).candidates  # third agreeing frame confirms
+    assert localizer.query(places[9], 3).candidates == []  # a jump resets the agreement
+    localizer.reconfigure(dataclasses.replace(localizer.config, consistency=1))
+    assert localizer.query(places[9], 4).candidates  # runtime change applies at once
+
+
+def test_pose_prior_is_score_weighted_with_a_floor(world):
+    db, places = world
+    config = LocalizerConfig(top_k=3, nms_radius=0, prior_radius=5.0, position_variance_floor=0.25)
+    prior = Localizer(db, config).query(places[2], 0).pose_prior
+    assert prior.support == 3
+    assert 100.0 <= prior.pose.position[0] <= 102.0
+    assert angle_between(prior.pose.orientation, yaw_quaternion(0.1)) < 0.1
+    cov = prior.covariance
+    assert np.allclose(cov, cov.T) and np.all(np.linalg.eigvalsh(cov) > 0)
+    assert cov[0, 0] > cov[1, 1] >= 0.25  # spread along x on top of the floor
+    single = Localizer(db, dataclasses.replace(config, top_k=1)).query(places[2], 0).pose_prior
+    assert single.support == 1 and single.covariance[1, 1] >= 0.25
+
+
+def test_no_prior_without_candidates(world):
+    db, places = world
+    assert Localizer(db, LocalizerConfig(min_score=1.0)).query(places[0], 0).pose_prior is None
+    assert Localizer(MapDatabase.create(DIM)).query(places[0], 0).candidates == []
+
+
+def test_online_keyframes_and_loop_closure(world):
+    _, places = world
+    db = MapDatabase.create(DIM)
+    localizer = Localizer(db, LocalizerConfig(exclusion_window=20.0), KeyframeConfig(min_distance=2.0, min_angle=90))
+    added = [localizer.add_keyframe(places[i % 5], Pose((float(i), 0, 0)), i * 1_000_000_000, "odom")
+             for i in range(10)]
+    assert [a is not None for a in added] == [True, False, True, False, True, False, True, False, True, False]
+    # revisiting place 0 at t = 100 s: the old keyframe is outside the exclusion window → loop closure
+    result = localizer.query(places[0], 100 * 1_000_000_000)
+    assert result.candidates and result.candidates[0].map_id == 0
+    # at t = 12 s the same keyframe is too recent
+    assert all(c.map_id != 0 for c in localizer.query(places[0], 12 * 1_000_000_000).candidates)
+
+
+def test_geometric_verification_on_real_photos(photos):
+    import cv2
+    db = MapDatabase.create(DIM)
+    shots = [photos["astronaut"], photos["coffee"]]
+    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(s, cv2.COLOR_RGB2BGR))[1].tobytes() for s in shots]
+    descriptors = unit(np.random.default_rng(1).normal(size=(2, DIM))).astype(np.float32)
+    db.add(descriptors, [Entry(0, "map", (0, 0, 0)), Entry(0, "map", (100, 0, 0))], jpegs)
+    localizer = Localizer(db, LocalizerConfig(verification="orb", min_inliers=20, nms_radius=0, top_k=2))
+    query = cv2.warpAffine(photos["astronaut"], cv2.getRotationMatrix2D((256, 256), 8, 0.9), (512, 512))
+    # the descriptor prefers the coffee entry; geometry must reject it and confirm the astronaut
+    result = localizer.query(unit(descriptors[1] + 0.8 * descriptors[0]), 0, image=query)
+    assert [c.map_id for c in result.candidates] == [0] and result.candidates[0].verified
