@@ -37,6 +37,8 @@ setup(
         "console_scripts": [
             f"import_weights = {PACKAGE}.tools.import_weights:main",
             f"build_map = {PACKAGE}.tools.build_map:main",
+            f"netvlad_localizer = {PACKAGE}.ros.node:main",
+            f"replay_bag = {PACKAGE}.ros.replay:main",
             f"demo = {PACKAGE}.tools.demo:main",
         ],
     },

@@ -179,6 +179,36 @@ class LocalizerConfig:
         _check(self.min_inliers >= 4, "localizer.min_inliers", f"must be >= 4, got {self.min_inliers}")
 
 
+MODES = ("localize", "loop_closure")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The localization node itself."""
+
+    map: str = field(default="", metadata=describe(
+        "map directory; in loop_closure mode it is created if missing and saved there", read_only=True))
+    mode: str = field(default="localize", metadata=describe(
+        "localize (prebuilt map, read-only) or loop_closure (keyframes added online)", read_only=True))
+    map_frame: str = field(default="map", metadata=describe("frame of published poses", read_only=True))
+    force_map: bool = field(default=False, metadata=describe(
+        "use a map built by another model (descriptors will not be comparable)", read_only=True))
+    odom_tolerance: float = field(default=0.2, metadata=describe(
+        "loop_closure mode: seconds between an image and the odometry that places it", min=0.0, max=10.0))
+    diagnostics_period: float = field(default=1.0, metadata=describe(
+        "seconds between /diagnostics messages", min=0.1, max=60.0, read_only=True))
+    warning_period: float = field(default=5.0, metadata=describe(
+        "seconds between repeated warnings about bad input", min=0.0, max=3600.0))
+
+    def __post_init__(self) -> None:
+        _check_choice(self.mode, "node.mode", MODES)
+        _check(bool(self.map_frame), "node.map_frame", "must not be empty")
+        _check(self.mode == "loop_closure" or bool(self.map), "node.map",
+               "a map directory is required in localize mode")
+        _check(self.odom_tolerance >= 0, "node.odom_tolerance", f"must be >= 0, got {self.odom_tolerance}")
+        _check(self.diagnostics_period > 0, "node.diagnostics_period", "must be > 0")
+
+
 def from_dict(cls: type[T], values: Mapping[str, Any] | None, section: str = "") -> T:
     """Build a config dataclass from a mapping, refusing unknown keys by name."""
     values = dict(values or {})

@@ -1,0 +1,247 @@
+"""The ``netvlad_localizer`` node: camera images in, loop-closure candidates and pose priors out.
+
+Callbacks only store the newest frame; one worker thread takes it, runs Describer → Localizer and
+publishes, so no queue grows and superseded frames are counted as dropped.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
+
+from ..config import ConfigError
+from ..database import MapDatabase, MapError
+from ..describe import Describer
+from ..geometry import Pose
+from ..imaging import ImageDecodeError, message_to_rgb
+from ..localizer import Localizer
+from ..weights import WeightsError, checkpoint_bytes, fingerprint, load
+from . import conversions, params
+
+
+class LatestFrame:
+    """A one-slot mailbox: putting a frame replaces (and counts as dropped) one not yet taken."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._item: tuple | None = None
+        self.dropped = 0
+
+    def put(self, item: tuple) -> None:
+        with self._ready:
+            self.dropped += self._item is not None
+            self._item = item
+            self._ready.notify()
+
+    def take(self, timeout: float) -> tuple | None:
+        with self._ready:
+            if self._item is None:
+                self._ready.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+
+class LocalizerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("netvlad_localizer")
+        self.configs = params.declare(self)
+        self.node_config = self.configs["node"]
+        self.describer, self.database = self._open_model_and_map()
+        self.localizer = Localizer(self.database, self.configs["localizer"], self.configs["keyframes"])
+        self.describer.warmup()
+        self._mailbox, self._odometry = LatestFrame(), deque(maxlen=400)
+        self._latencies, self._processed_at = deque(maxlen=500), deque(maxlen=500)
+        self.processed = self.rejected = 0
+        self._last_warning: dict[str, float] = {}
+        self._map_lock = threading.Lock()  # the worker grows the map while ~/save_map writes it
+        self._setup_ros()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="netvlad_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"ready: {self.node_config.mode} mode, map {self.node_config.map or '(new)'} "
+                               f"with {len(self.database)} entries, {self.describer.device}")
+
+    # --- setup ------------------------------------------------------------------------------------
+    def _open_model_and_map(self) -> tuple[Describer, MapDatabase]:
+        config, model_config = self.node_config, self.configs["model"]
+        map_dir = Path(config.map) if config.map else None
+        if config.mode == "localize" and not map_dir.is_dir():
+            raise MapError(f"map directory not found: {map_dir} (node.map)")
+        weights = model_config.weights or (str(map_dir / "model.pt") if map_dir else "")
+        if not weights or not Path(weights).exists():
+            raise WeightsError(f"model.weights is empty and {map_dir or 'no map'} has no model.pt; give model.weights")
+        model = load(weights)
+        describer = Describer(model, model_config)
+        new_map = config.mode == "loop_closure" and not (map_dir and map_dir.exists())
+        if new_map:
+            database = MapDatabase.create(model.output_dim, self.configs["database"], fingerprint(model),
+                                          checkpoint_bytes(model))
+        else:
+            database = MapDatabase.load(map_dir, fingerprint(model), config.force_map, self.configs["database"])
+        return describer, database
+
+    def _setup_ros(self) -> None:
+        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos_profile_sensor_data)
+        self._candidates_pub = self.create_publisher(PointCloud2, "~/loop_closures", 10)
+        self._prior_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_prior", 10)
+        self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if self.node_config.mode == "loop_closure":
+            self.create_subscription(Odometry, "odom", self._on_odometry, 50)
+            self.create_service(Trigger, "~/save_map", self._on_save_map)
+        self.add_on_set_parameters_callback(self._on_parameters)
+        self.create_timer(self.node_config.diagnostics_period, self._publish_diagnostics)
+
+    # --- callbacks (short: store and return) ------------------------------------------------------
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        self._mailbox.put((msg, time.monotonic()))
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        self._odometry.append((conversions.stamp_to_ns(msg.header.stamp), Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))))
+
+    def _on_parameters(self, changed: list) -> SetParametersResult:
+        try:
+            localizer = params.updated(self.localizer.config, "localizer", changed)
+            node = params.updated(self.node_config, "node", changed)
+        except ConfigError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        self.localizer.reconfigure(localizer)
+        self.node_config = node
+        return SetParametersResult(successful=True)
+
+    def _on_save_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            path = self.save_map()
+            response.success, response.message = True, f"saved {len(self.database)} entries to {path}"
+        except (OSError, MapError, ValueError) as error:
+            response.success, response.message = False, f"save failed: {error}"
+        return response
+
+    # --- worker -----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while self._running:
+            item = self._mailbox.take(timeout=0.2)
+            if item is not None:
+                try:
+                    self._process(*item)
+                except Exception as error:  # never let one frame kill the node
+                    self._reject(f"processing failed: {type(error).__name__}: {error}")
+
+    def _process(self, msg: Image | CompressedImage, received: float) -> None:
+        try:
+            rgb = message_to_rgb(msg)
+        except ImageDecodeError as error:
+            self._reject(str(error))
+            return
+        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        descriptor = self.describer(rgb)
+        verify = rgb if self.localizer.config.verification != "none" else None
+        with self._map_lock:
+            result = self.localizer.query(descriptor, stamp_ns, verify)
+            if self.node_config.mode == "loop_closure":
+                self._grow_map(descriptor, stamp_ns, rgb)
+        self._publish(result, msg.header.stamp)
+        self._latencies.append(time.monotonic() - received)
+        self._processed_at.append(time.monotonic())
+        self.processed += 1
+
+    def _grow_map(self, descriptor: np.ndarray, stamp_ns: int, rgb: np.ndarray) -> None:
+        pose = self._odometry_at(stamp_ns)
+        if pose is not None:
+            self.localizer.add_keyframe(descriptor, pose, stamp_ns, self.node_config.map_frame, rgb)
+
+    def _odometry_at(self, stamp_ns: int) -> Pose | None:
+        samples = list(self._odometry)
+        if not samples:
+            return None
+        stamp, pose = min(samples, key=lambda s: abs(s[0] - stamp_ns))
+        return pose if abs(stamp - stamp_ns) <= self.node_config.odom_tolerance * 1e9 else None
+
+    def _publish(self, result, stamp) -> None:
+        frame = self.node_config.map_frame
+        self._candidates_pub.publish(conversions.candidates_to_cloud(result.candidates, stamp, frame))
+        if result.pose_prior is not None:
+            self._prior_pub.publish(conversions.prior_to_msg(result.pose_prior, stamp, frame))
+        self._markers_pub.publish(conversions.markers(result.candidates, result.pose_prior, stamp, frame))
+
+    def _reject(self, problem: str) -> None:
+        self.rejected += 1
+        now, key = time.monotonic(), problem.split(":")[0][:60]
+        if now - self._last_warning.get(key, -1e9) >= self.node_config.warning_period:
+            self._last_warning[key] = now
+            self.get_logger().warning(f"rejected image: {problem}")
+
+    # --- diagnostics and shutdown -------------------------------------------------------------------
+    def statistics(self) -> dict[str, object]:
+        latencies = np.array(self._latencies) * 1000 if self._latencies else np.zeros(1)
+        times = list(self._processed_at)
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        model = self.describer.model
+        return {"rate_hz": f"{rate:.2f}", "latency_p50_ms": f"{np.percentile(latencies, 50):.1f}",
+                "latency_p95_ms": f"{np.percentile(latencies, 95):.1f}", "processed": self.processed,
+                "dropped": self._mailbox.dropped, "rejected": self.rejected, "map_size": len(self.database),
+                "device": str(self.describer.device), "mode": self.node_config.mode,
+                "model": f"{model.arch.backbone} K={model.arch.num_clusters} {model.output_dim}-D {self.database.fingerprint}"}
+
+    def _publish_diagnostics(self) -> None:
+        values = self.statistics()
+        level, message = (DiagnosticStatus.OK, "localizing") if self.processed else \
+            (DiagnosticStatus.WARN, "no images processed yet")
+        self._diagnostics_pub.publish(conversions.diagnostics(
+            f"{self.get_name()}: place recognition", values["device"], values, level, message,
+            self.get_clock().now().to_msg()))
+
+    def save_map(self) -> Path:
+        if not self.node_config.map:
+            raise ValueError("node.map is empty: nowhere to save")
+        with self._map_lock:
+            return self.database.save(self.node_config.map)
+
+    def close(self) -> None:
+        self._running = False
+        self._worker.join(timeout=5.0)
+        if self.node_config.mode == "loop_closure" and self.node_config.map:
+            path = self.save_map()
+            self.get_logger().info(f"map saved to {path} ({len(self.database)} entries)")
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = LocalizerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ConfigError, MapError, WeightsError) as error:
+        print(f"netvlad_localizer: refusing to start: {error}", file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""ROS parameters declared by walking the config dataclasses: ``section.field`` names, descriptions,
+ranges and read-only flags from the fields' metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.node import Node
+
+from ..config import (ConfigError, DatabaseConfig, KeyframeConfig, LocalizerConfig, ModelConfig, NodeConfig,
+                      from_dict)
+
+SECTIONS: dict[str, type] = {"node": NodeConfig, "model": ModelConfig, "database": DatabaseConfig,
+                             "localizer": LocalizerConfig, "keyframes": KeyframeConfig}
+
+_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+
+
+def descriptor(name: str, field: dataclasses.Field) -> ParameterDescriptor:
+    meta, kind = field.metadata, type(field.default)
+    d = ParameterDescriptor(name=name, type=_TYPES[kind], description=meta.get("description", ""),
+                            read_only=bool(meta.get("read_only", False)))
+    if "min" in meta and kind is int:
+        d.integer_range = [IntegerRange(from_value=int(meta["min"]), to_value=int(meta.get("max", 2**31 - 1)), step=0)]
+    elif "min" in meta and kind is float:
+        d.floating_point_range = [FloatingPointRange(from_value=float(meta["min"]),
+                                                     to_value=float(meta.get("max", 1e300)), step=0.0)]
+    return d
+
+
+def declare(node: Node) -> dict[str, Any]:
+    """Declares every section's parameters and returns the built configs by section name.
+    Raises ConfigError naming the parameter when a value is out of range or of the wrong type."""
+    values: dict[str, dict[str, Any]] = {}
+    for section, cls in SECTIONS.items():
+        values[section] = {}
+        for field in dataclasses.fields(cls):
+            name = f"{section}.{field.name}"
+            try:
+                parameter = node.declare_parameter(name, field.default, descriptor(name, field))
+            except Exception as error:  # rclpy's InvalidParameterValue/Type exceptions
+                raise ConfigError(f"{name}: {error}") from None
+            values[section][field.name] = parameter.value
+    return {section: from_dict(SECTIONS[section], v, section) for section, v in values.items()}
+
+
+def updated(config: Any, section: str, parameters: list) -> Any:
+    """A new config with the changed parameters of ``section`` applied (validated), or the old one."""
+    changes = {p.name.split(".", 1)[1]: p.value for p in parameters if p.name.startswith(section + ".")}
+    if not changes:
+        return config
+    return from_dict(type(config), {**dataclasses.asdict(config), **changes}, section)
