@@ -56,9 +56,9 @@ def descriptors(n: int, dim: int, seed: int, basis: np.ndarray) -> np.ndarray:
 def revisits(data: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     truth = rng.choice(len(data), QUERIES, replace=False)
     # revisit noise: a query's cosine similarity to its true map entry is about 0.85
-    noise = 0.6 / np.sqrt(data.shape[1])
+    noise = np.float32(0.6 / np.sqrt(data.shape[1]))
     q = data[truth] + noise * rng.standard_normal((QUERIES, data.shape[1]), dtype=np.float32)
-    return q / np.linalg.norm(q, axis=1, keepdims=True), truth
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32), truth
 
 
 def per_query_ms(search, queries: np.ndarray) -> float:

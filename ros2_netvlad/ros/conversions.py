@@ -35,11 +35,15 @@ def ns_to_stamp(ns: int) -> Time:
 
 def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str) -> PointCloud2:
     rows = np.zeros(len(candidates), CANDIDATE_DTYPE)
-    for row, c in zip(rows, candidates):
-        (row["x"], row["y"], row["z"]), q = c.entry.position, c.entry.orientation
-        row["qx"], row["qy"], row["qz"], row["qw"] = q
-        row["score"], row["map_id"], row["verified"] = c.score, c.map_id, int(c.verified)
-        row["map_stamp_sec"], row["map_stamp_nanosec"] = divmod(int(c.entry.stamp_ns), 1_000_000_000)
+    if candidates:
+        poses = np.array([(*c.entry.position, *c.entry.orientation) for c in candidates], dtype=np.float64)
+        for column, name in enumerate(("x", "y", "z", "qx", "qy", "qz", "qw")):
+            rows[name] = poses[:, column]
+        rows["score"] = [c.score for c in candidates]
+        rows["map_id"] = [c.map_id for c in candidates]
+        rows["verified"] = [c.verified for c in candidates]
+        stamps = np.array([c.entry.stamp_ns for c in candidates], dtype=np.int64)
+        rows["map_stamp_sec"], rows["map_stamp_nanosec"] = stamps // 1_000_000_000, stamps % 1_000_000_000
     return PointCloud2(header=Header(stamp=stamp, frame_id=frame_id), height=1, width=len(candidates),
                        fields=[PointField(name=n, offset=o, datatype=t, count=1) for n, o, t in CANDIDATE_FIELDS],
                        is_bigendian=False, point_step=CANDIDATE_DTYPE.itemsize,

@@ -58,8 +58,8 @@ class LatestFrame:
 
 
 class LocalizerNode(Node):
-    def __init__(self) -> None:
-        super().__init__("netvlad_localizer")
+    def __init__(self, **kwargs) -> None:
+        super().__init__("netvlad_localizer", **kwargs)
         self.configs = params.declare(self)
         self.node_config = self.configs["node"]
         self.describer, self.database = self._open_model_and_map()
@@ -67,6 +67,8 @@ class LocalizerNode(Node):
         self.describer.warmup()
         self._mailbox, self._odometry = LatestFrame(), deque(maxlen=400)
         self._latencies, self._processed_at = deque(maxlen=500), deque(maxlen=500)
+        # per frame: (stamp ns, received, decoded, descriptor + search done, published), monotonic seconds
+        self.timings: deque[tuple[int, float, float, float, float]] = deque(maxlen=1000)
         self.processed = self.rejected = 0
         self._last_warning: dict[str, float] = {}
         self._map_lock = threading.Lock()  # the worker grows the map while ~/save_map writes it
@@ -151,6 +153,7 @@ class LocalizerNode(Node):
         except ImageDecodeError as error:
             self._reject(str(error))
             return
+        decoded = time.monotonic()
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         descriptor = self.describer(rgb)
         verify = rgb if self.localizer.config.verification != "none" else None
@@ -158,9 +161,12 @@ class LocalizerNode(Node):
             result = self.localizer.query(descriptor, stamp_ns, verify)
             if self.node_config.mode == "loop_closure":
                 self._grow_map(descriptor, stamp_ns, rgb)
+        computed = time.monotonic()
         self._publish(result, msg.header.stamp)
-        self._latencies.append(time.monotonic() - received)
-        self._processed_at.append(time.monotonic())
+        published = time.monotonic()
+        self._latencies.append(published - received)
+        self._processed_at.append(published)
+        self.timings.append((stamp_ns, received, decoded, computed, published))
         self.processed += 1
 
     def _grow_map(self, descriptor: np.ndarray, stamp_ns: int, rgb: np.ndarray) -> None:
@@ -180,7 +186,8 @@ class LocalizerNode(Node):
         self._candidates_pub.publish(conversions.candidates_to_cloud(result.candidates, stamp, frame))
         if result.pose_prior is not None:
             self._prior_pub.publish(conversions.prior_to_msg(result.pose_prior, stamp, frame))
-        self._markers_pub.publish(conversions.markers(result.candidates, result.pose_prior, stamp, frame))
+        if self._markers_pub.get_subscription_count():  # building markers costs ~1 ms; only for viewers
+            self._markers_pub.publish(conversions.markers(result.candidates, result.pose_prior, stamp, frame))
 
     def _reject(self, problem: str) -> None:
         self.rejected += 1

@@ -1,0 +1,121 @@
+"""Node overhead: end-to-end latency (image published → ~/loop_closures received) minus the time the
+model and the map search take, p50/p95 at 640x480, for 10 Hz and 30 Hz input.
+
+The localizer node runs in this process beside a publisher node; messages still cross Fast DDS.
+Per frame the node records when it received, decoded, described + searched, and published, so
+    overhead = end-to-end − (describe + search)
+covers transport both ways, decoding, the wait for the worker, message building and publishing.
+Target: overhead p95 ≤ 5 ms. Run: `make install && .venv/bin/python benchmarks/node_latency.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build_small_map(root: Path, backbone: str) -> Path:
+    from ros2_netvlad import world
+    from ros2_netvlad.bags import PoseLookup
+    from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
+    from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
+    from ros2_netvlad.model import build_model
+
+    world.write_traversal(root / "bag", world.places(10), seed=1, size=(640, 480))
+    model = build_model(ArchConfig(backbone, 16), pretrained=backbone == "efficientnet_lite0")
+    options = BuildOptions(model=ModelConfig(device="cpu"), keyframes=KeyframeConfig(min_distance=0.0),
+                           fit_clusters=True, progress=False)
+    build_map(root / "map", [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
+              model, options)
+    return root / "map"
+
+
+def run(map_dir: Path, rate_hz: float, frames: int, device: str, max_side: int) -> dict[str, np.ndarray]:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image, PointCloud2
+
+    from ros2_netvlad import world
+    from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_image
+    from ros2_netvlad.ros.node import LocalizerNode
+
+    rclpy.init()
+    localizer = LocalizerNode(parameter_overrides=[Parameter("node.map", value=str(map_dir)),
+                                                   Parameter("model.device", value=device),
+                                                   Parameter("model.max_side", value=max_side)])
+    client = rclpy.create_node("latency_probe")
+    publisher = client.create_publisher(Image, "image", 10)
+    sent, received = {}, {}
+    client.create_subscription(PointCloud2, "netvlad_localizer/loop_closures",
+                               lambda m: received.setdefault(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
+                                                             time.monotonic()), 100)
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(localizer)
+    executor.add_node(client)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while (publisher.get_subscription_count() == 0 or client.count_publishers("netvlad_localizer/loop_closures") == 0) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rng = np.random.default_rng(0)
+    views = [world.render_view(p, rng, size=(640, 480), changed=True) for p in world.places(10)]
+    messages = [rgb_to_image(v, ns_to_stamp(0)) for v in views]
+    start = time.monotonic()
+    for k in range(frames):
+        msg = messages[k % len(messages)]
+        stamp = k + 1
+        msg.header.stamp = ns_to_stamp(stamp)
+        sent[stamp] = time.monotonic()
+        publisher.publish(msg)
+        time.sleep(max(0.0, start + (k + 1) / rate_hz - time.monotonic()))
+    time.sleep(1.0)
+    timings = {t[0]: t for t in localizer.timings}
+    stamps = [s for s in sent if s in received and s in timings]
+    end_to_end = np.array([received[s] - sent[s] for s in stamps]) * 1000
+    compute = np.array([timings[s][3] - timings[s][2] for s in stamps]) * 1000
+    waited = np.array([timings[s][2] - timings[s][1] for s in stamps]) * 1000
+    transport_in = np.array([timings[s][1] - sent[s] for s in stamps]) * 1000
+    out = np.array([received[s] - timings[s][3] for s in stamps]) * 1000
+    executor.shutdown()
+    localizer.close()
+    localizer.destroy_node()
+    client.destroy_node()
+    rclpy.try_shutdown()
+    return {"end_to_end": end_to_end, "compute": compute, "overhead": end_to_end - compute,
+            "worker_wait": waited, "transport_in": transport_in, "publish_out": out, "processed": np.array([len(stamps)]), "sent": np.array([len(sent)])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="mobilenet_v3_large")
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-side", type=int, default=320,
+                        help="network input size; on a 2-core CPU 640 px inference is slower than 10 Hz")
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("ROS_LOG_DIR", tmp)
+        map_dir = build_small_map(Path(tmp), args.backbone)
+        print(f"{args.backbone}, 640x480 rgb8 Image (network input {args.max_side} px), {args.frames} frames "
+              f"per rate, device {args.device}; all times ms")
+        print(f"{'rate':>6}{'processed':>11}{'e2e p50/p95':>14}{'model+search p50':>18}{'overhead p50/p95':>18}"
+              f"{'  transport in p95':>19}{'  decode+wait p95':>18}{'  publish+out p95':>18}")
+        for rate in (10.0, 30.0):
+            r = run(map_dir, rate, args.frames, args.device, args.max_side)
+            p = lambda key, q: np.percentile(r[key], q)  # noqa: E731
+            print(f"{rate:>4.0f}Hz{int(r['processed'][0]):>6}/{int(r['sent'][0]):<4}"
+                  f"{p('end_to_end', 50):>7.1f}/{p('end_to_end', 95):<6.1f}{p('compute', 50):>18.1f}"
+                  f"{p('overhead', 50):>11.1f}/{p('overhead', 95):<6.1f}{p('transport_in', 95):>19.1f}"
+                  f"{p('worker_wait', 95):>18.1f}{p('publish_out', 95):>18.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
