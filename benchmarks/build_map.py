@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     config = ModelConfig(device=args.device, max_side=640, batch_size=8)
     model = build_model(ArchConfig(args.backbone, 64))
@@ -49,14 +50,16 @@ def main() -> None:
         images = [f.image for f in frames(bag, "/camera/image_raw/compressed", PoseLookup("/odom"))]
         describer = Describer(model, config)
         describe_all(describer, images[:8])  # warm-up
-        start = time.perf_counter()
-        describe_all(describer, images)
-        pure = time.perf_counter() - start
         options = BuildOptions(model=config, keyframes=KeyframeConfig(min_distance=0.0), progress=False)
         source = BagSource(bag, "/camera/image_raw/compressed", PoseLookup("/odom"))
-        start = time.perf_counter()
-        report = build_map(Path(tmp) / "map", [source], model, options)
-        whole = time.perf_counter() - start
+        pure = whole = float("inf")
+        for attempt in range(args.repeats):  # alternate, keep the best of each: this VM is noisy
+            start = time.perf_counter()
+            describe_all(describer, images)
+            pure = min(pure, time.perf_counter() - start)
+            start = time.perf_counter()
+            report = build_map(Path(tmp) / f"map{attempt}", [source], model, options)
+            whole = min(whole, time.perf_counter() - start)
     print(f"{args.backbone}, {args.frames} frames 640x480 JPEG, batch {config.batch_size}, device {describer.device}")
     print(f"  pure extraction : {args.frames / pure:6.2f} images/s")
     print(f"  build_map       : {report.entries / whole:6.2f} images/s (entries {report.entries})")
