@@ -39,6 +39,8 @@ setup(
             f"build_map = {PACKAGE}.tools.build_map:main",
             f"netvlad_localizer = {PACKAGE}.ros.node:main",
             f"replay_bag = {PACKAGE}.ros.replay:main",
+            f"replay_eval = {PACKAGE}.ros.replay_eval:main",
+            f"evaluate = {PACKAGE}.tools.evaluate:main",
             f"demo = {PACKAGE}.tools.demo:main",
         ],
     },

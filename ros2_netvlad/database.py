@@ -271,8 +271,12 @@ def _exact_search(index: faiss.IndexFlat, queries: np.ndarray, k: int, chunk: in
     all_scores, all_ids = [], []
     for start in range(0, len(queries), chunk):
         similarity = queries[start:start + chunk] @ vectors.T
-        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k] if k < index.ntotal else \
-            np.broadcast_to(np.arange(index.ntotal), similarity.shape)
+        if k == 1:  # the live node's case: one pass, no partition
+            top = similarity.argmax(axis=1)[:, None]
+        elif k < index.ntotal:
+            top = np.argpartition(similarity, index.ntotal - k, axis=1)[:, index.ntotal - k:]
+        else:
+            top = np.broadcast_to(np.arange(index.ntotal), similarity.shape)
         scores = np.take_along_axis(similarity, top, axis=1)
         order = np.argsort(-scores, axis=1, kind="stable")
         all_scores.append(np.take_along_axis(scores, order, axis=1))

@@ -95,3 +95,46 @@ def read_rgb(path: Path) -> np.ndarray:
 def iterate(posed: list[PosedImage]) -> Iterator[tuple[PosedImage, np.ndarray]]:
     for item in posed:
         yield item, read_rgb(item.path)
+
+
+@dataclass(frozen=True)
+class MatDataset:
+    """A Pittsburgh / Tokyo Time Machine ``dbStruct`` (.mat): image names and UTM positions."""
+
+    db_images: list[str]
+    db_utm: np.ndarray  # N×2 east, north
+    query_images: list[str]
+    query_utm: np.ndarray
+    pos_dist_thr: float
+    non_triv_pos_dist_sq_thr: float
+
+
+def load_mat(path: str | Path) -> MatDataset:
+    from scipy.io import loadmat
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f".mat file not found: {path}")
+    try:
+        s = loadmat(str(path), struct_as_record=False, squeeze_me=True)["dbStruct"]
+        db = _field(s, "dbImageFns", "dbImage")
+        query = _field(s, "qImageFns", "qImage")
+        return MatDataset([str(n) for n in np.atleast_1d(db)], np.asarray(s.utmDb, float).reshape(2, -1).T,
+                          [str(n) for n in np.atleast_1d(query)], np.asarray(s.utmQ, float).reshape(2, -1).T,
+                          float(getattr(s, "posDistThr", 25.0)), float(getattr(s, "nonTrivPosDistSqThr", 100.0)))
+    except (KeyError, AttributeError, ValueError) as error:
+        raise DatasetError(f"{path}: not a dbStruct .mat (dbImageFns/dbImage, utmDb, qImageFns/qImage, utmQ): "
+                           f"{error}") from None
+
+
+def _field(struct, *names):
+    for name in names:
+        if hasattr(struct, name):
+            return getattr(struct, name)
+    raise AttributeError(f"none of the fields {', '.join(names)}")
+
+
+def mat_images(dataset: MatDataset, image_root: str | Path, queries: bool = True) -> list[PosedImage]:
+    names, utm = (dataset.query_images, dataset.query_utm) if queries else (dataset.db_images, dataset.db_utm)
+    root = Path(image_root)
+    return [PosedImage(root / name, Pose((east, north, 0.0))) for name, (east, north) in zip(names, utm)]

@@ -1,87 +1,103 @@
-"""The demo: real photographs → NetVLAD map → revisits under changed conditions → Recall@N.
-
-The trained-free model is EfficientNet-Lite0 with its ImageNet weights and NetVLAD centroids
-fitted by k-means on the map's own views; the same pipeline with a randomly initialized backbone is
-run beside it as the baseline a real model must beat.
+"""The demo: a world of real photographs → map from traversal 1 → traversal 2 replayed through the live
+node → Recall@N, precision-recall, latency, plots. A randomly initialized network on the same world
+is scored offline beside it, as the baseline a real model must beat.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import torch
 
 from . import world
-from .clustering import initialize_netvlad
-from .config import ArchConfig, ModelConfig
-from .describe import Describer, describe_all
-from .evaluation import recall_at_n, top_k
+from .bags import PoseLookup
+from .config import ArchConfig, KeyframeConfig, ModelConfig
+from .mapping import BagSource, BuildOptions, build_map
 from .model import build_model
-from .weights import save
+from .offline_eval import bag_queries, evaluate
 
 log = logging.getLogger(__name__)
+IMAGE_TOPIC, ODOM_TOPIC = "/camera/image_raw/compressed", "/odom"
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     places: int = 20
-    map_views_per_place: int = 2
     seed: int = 0
     num_clusters: int = 32
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(max_side=320))
+    max_side: int = 320
+    rate: float = 2.0  # replay speed factor
+    threshold: float = 25.0
 
 
-@dataclass
-class DemoResult:
-    recall: dict[str, dict[int, float]]
-    num_map: int
-    num_queries: int
-    seconds: float
-    out_dir: Path
+def generate_world(root: Path, config: DemoConfig) -> tuple[Path, Path]:
+    """Two drives along the route: the map traversal, and a revisit under changed conditions."""
+    places = world.places(config.places)
+    first, second = root / "traversal1", root / "traversal2"
+    if not first.exists():
+        world.write_traversal(first, places, seed=config.seed + 1)
+    if not second.exists():
+        world.write_traversal(second, places, seed=config.seed + 2, changed=True,
+                              start_ns=1_700_000_600_000_000_000)
+    return first, second
 
 
-def run_demo(out_dir: str | Path, config: DemoConfig = DemoConfig()) -> DemoResult:
-    """Renders the world, builds the map with the pretrained and the random model, scores both."""
-    start = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    map_views, map_ids, queries, query_ids = _render(config)
-    recall = {}
-    for name, pretrained in (("efficientnet_lite0 + NetVLAD (k-means)", True), ("random backbone", False)):
+def build(root: Path, bag: Path, config: DemoConfig, pretrained: bool) -> Path:
+    out = root / ("map" if pretrained else "map_random_backbone")
+    if not out.exists():
+        torch.manual_seed(config.seed)  # the random baseline is the same on every run
         model = build_model(ArchConfig("efficientnet_lite0", config.num_clusters), pretrained=pretrained)
-        describer = Describer(model, config.model)
-        initialize_netvlad(describer, map_views, per_image=100, seed=config.seed)
-        database, described = describe_all(describer, map_views), describe_all(describer, queries)
-        _, retrieved = top_k(described, database, 20)
-        recall[name] = recall_at_n(map_ids[retrieved], [[q] for q in query_ids])
-        if pretrained:
-            save(model, out_dir / "model.pt")
-    result = DemoResult(recall, len(map_views), len(queries), time.perf_counter() - start, out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps({k: {f"recall@{n}": v for n, v in r.items()}
-                                                      for k, r in recall.items()}, indent=2))
-    return result
+        options = BuildOptions(model=ModelConfig(max_side=config.max_side), keyframes=KeyframeConfig(min_distance=0.0),
+                               fit_clusters=True, store_images=True, progress=False)
+        build_map(out, [BagSource(bag, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC))], model, options)
+    return out
 
 
-def _render(config: DemoConfig) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], list[int]]:
-    rng = np.random.default_rng(config.seed)
-    map_views, map_ids, queries, query_ids = [], [], [], []
-    for place in world.places(config.places):
-        for _ in range(config.map_views_per_place):
-            map_views.append(world.render_view(place, rng))
-            map_ids.append(place.index)
-        queries.append(world.render_view(place, rng, changed=True))
-        query_ids.append(place.index)
-    return map_views, np.array(map_ids), queries, query_ids
+def replay(map_dir: Path, bag: Path, out: Path, config: DemoConfig) -> dict:
+    """replay_eval in its own process and ROS domain, exactly as a user runs it."""
+    command = [sys.executable, "-m", "ros2_netvlad.ros.replay_eval", "--map", str(map_dir), "--bag", str(bag),
+               "--image-topic", IMAGE_TOPIC, "--pose-topic", ODOM_TOPIC, "--rate", str(config.rate),
+               "--max-side", str(config.max_side), "--threshold", str(config.threshold), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
+    if result.returncode != 0:
+        raise RuntimeError(f"replay_eval failed ({result.returncode}): {result.stderr[-3000:]}")
+    return json.loads((out / "metrics.json").read_text())
 
 
-def summary(result: DemoResult) -> str:
-    lines = [f"map: {result.num_map} views, queries: {result.num_queries} revisits under changed conditions",
-             f"{'model':<42}{'R@1':>7}{'R@5':>7}{'R@10':>7}"]
-    for name, recall in result.recall.items():
-        lines.append(f"{name:<42}{recall[1]:>7.2f}{recall[5]:>7.2f}{recall[10]:>7.2f}")
-    lines.append(f"done in {result.seconds:.0f} s; model and metrics in {result.out_dir}/")
+def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
+    out = Path(out)
+    start = time.perf_counter()
+    log.info("generating the world (%d places, 2 traversals)", config.places)
+    first, second = generate_world(out / "world", config)
+    log.info("building the map from traversal 1")
+    map_dir = build(out, first, config, pretrained=True)
+    log.info("replaying traversal 2 through the live node")
+    live = replay(map_dir, second, out / "replay_eval", config)
+    log.info("baseline: the same pipeline with a randomly initialized backbone (offline)")
+    random_map = build(out, first, config, pretrained=False)
+    baseline = evaluate(random_map, bag_queries(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC)), out / "baseline_random",
+                        config.threshold, ModelConfig(max_side=config.max_side), progress=False)
+    summary = {"live": live, "random_backbone": baseline, "seconds": round(time.perf_counter() - start, 1),
+               "report": str(out / "replay_eval" / "report.md")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def summary_text(summary: dict) -> str:
+    live, base = summary["live"], summary["random_backbone"]
+    rows = [("EfficientNet-Lite0 + NetVLAD, live node", live), ("random backbone + NetVLAD, offline", base)]
+    lines = [f"{'model':<42}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'PR-AUC':>8}",
+             *[f"{name:<42}{m['recall@1']:>7.2f}{m['recall@5']:>7.2f}{m['recall@10']:>7.2f}{m['pr_auc']:>8.2f}"
+               for name, m in rows],
+             f"live node: {live['processed_frames']}/{live['published_frames']} frames, latency p50 "
+             f"{live['latency_p50_ms']:.0f} ms / p95 {live['latency_p95_ms']:.0f} ms, pose prior error p50 "
+             f"{live.get('pose_prior_error_m_p50', float('nan')):.1f} m",
+             f"done in {summary['seconds']:.0f} s; report: {summary['report']}"]
     return "\n".join(lines)

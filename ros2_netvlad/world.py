@@ -96,8 +96,24 @@ PLACE_SPACING = 40.0  # metres between places along the route
 VIEW_OFFSETS = (-4.0, 0.0, 4.0)  # where along the route each place is photographed
 
 
-def place_position(index: int) -> np.ndarray:
-    return np.array([index * PLACE_SPACING, 0.0, 0.0])
+def _route_angle(index: int, count: int) -> float:
+    return 2.0 * np.pi * index / count
+
+
+def place_position(index: int, count: int = len(PLACE_SOURCES)) -> np.ndarray:
+    """Places lie on a closed loop (a circle with PLACE_SPACING between neighbours)."""
+    radius = count * PLACE_SPACING / (2.0 * np.pi)
+    angle = _route_angle(index, count)
+    return np.array([radius * np.cos(angle), radius * np.sin(angle), 0.0])
+
+
+def view_pose(index: int, count: int, offset: float):
+    """Camera pose ``offset`` metres along the route from a place, looking along the route."""
+    from .geometry import Pose, yaw_quaternion
+
+    angle = _route_angle(index, count)
+    tangent = np.array([-np.sin(angle), np.cos(angle), 0.0])
+    return Pose(place_position(index, count) + offset * tangent, yaw_quaternion(angle + np.pi / 2))
 
 
 def write_traversal(path, places_: list[Place], *, seed: int, changed: bool = False, storage: str = "mcap",
@@ -109,25 +125,23 @@ def write_traversal(path, places_: list[Place], *, seed: int, changed: bool = Fa
     ground truth (twice the camera rate) into a new bag. Returns (stamp, place index, position)."""
     from . import messages
     from .bags import BagWriter
-    from .geometry import Pose
 
     rng = np.random.default_rng(seed)
     period = int(1e9 / rate_hz)
-    truth = []
+    truth, count = [], len(PLACE_SOURCES) if len(places_) == len(PLACE_SOURCES) else len(places_)
     topic = image_topic + "/compressed" if compressed else image_topic
     with BagWriter(path, storage) as bag:
         stamp = start_ns
         for place in places_:
             for offset in VIEW_OFFSETS:
-                position = place_position(place.index) + np.array([offset, 0.0, 0.0])
-                pose = Pose(position)
+                pose = view_pose(place.index, count, offset)
                 view = render_view(place, rng, size, changed)
                 msg = messages.compressed(view, stamp) if compressed else messages.image(view, stamp)
                 bag.write(topic, msg, stamp)
-                for dt in (0, period // 2):  # odometry at twice the camera rate
-                    step = np.array([offset + dt * 8.0 / period if dt else offset, 0.0, 0.0])
-                    odom_pose = Pose(place_position(place.index) + step)
-                    bag.write(odom_topic, messages.odometry(odom_pose, stamp + dt), stamp + dt)
-                truth.append((stamp, place.index, position))
+                # odometry at twice the camera rate: at the image, and halfway to the next view
+                bag.write(odom_topic, messages.odometry(pose, stamp), stamp)
+                halfway = view_pose(place.index, count, offset + 2.0)
+                bag.write(odom_topic, messages.odometry(halfway, stamp + period // 2), stamp + period // 2)
+                truth.append((stamp, place.index, pose.position))
                 stamp += period
     return truth

@@ -125,7 +125,8 @@ def test_localize_publishes_table_prior_and_diagnostics(ros, small_map, tmp_path
             assert cloud.header.frame_id == "map" and cloud.height == 1 and 1 <= cloud.width <= 3
             table = cloud_to_candidates(cloud)
             assert np.all(np.diff(table["score"]) <= 0), "candidates must be best first"
-            correct += abs(table["x"][0] - world.place_position(place.index)[0]) < 25
+            truth = world.place_position(place.index, len(PLACES))
+            correct += np.hypot(table["x"][0] - truth[0], table["y"][0] - truth[1]) < 25
         assert correct >= 4, f"{correct}/5 revisits matched the right place"
         spin_until(client.executor, lambda: len(client.priors) >= 3, 10, "pose priors")
         prior = next(iter(client.priors.values()))
@@ -215,7 +216,7 @@ def test_loop_closure_mode_revisit_save_and_shutdown(ros, small_map, tmp_path):
         for place, stamp in route:  # the odometry of the whole drive first (reliable, kept by the node)
             odom = Odometry()
             odom.header.stamp, odom.header.frame_id = ns_to_stamp(stamp), "map"
-            odom.pose.pose = pose_msg(world.place_position(place.index), Pose().orientation)
+            odom.pose.pose = pose_msg(world.place_position(place.index, len(PLACES)), Pose().orientation)
             client.odom.publish(odom)
         end = time.monotonic() + 1.0  # let the reliable odometry arrive before the first image
         while time.monotonic() < end:

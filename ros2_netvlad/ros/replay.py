@@ -34,6 +34,7 @@ class BagReplayer(Node):
             raise ValueError(f"--rate must be > 0, got {rate}")
         self.bag, self.topics, self.rate, self.offset_ns = bag, topics, rate, int(start_offset * 1e9)
         self.loop, self.published = loop, 0
+        self.on_publish = None  # optional callback(bag timestamp ns) right after each publish
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
         with open_bag(bag) as reader:
             connections = [c for c in reader.connections if not topics or c.topic in topics]
@@ -80,6 +81,8 @@ class BagReplayer(Node):
                     self._publish_clock(timestamp)
                 self._topic_publishers[connection.topic].publish(bytes(raw))
                 self.published += 1
+                if self.on_publish is not None:
+                    self.on_publish(timestamp)
 
     def _publish_clock(self, timestamp: int) -> None:
         from builtin_interfaces.msg import Time

@@ -1,0 +1,62 @@
+"""evaluate: Recall@N, precision-recall and plots for a query set against a map (no ROS needed)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..bags import BagError, PoseLookup
+from ..config import ConfigError, ModelConfig
+from ..database import MapError
+from ..datasets import DatasetError, folder_images, load_mat, mat_images
+from ..offline_eval import bag_queries, evaluate, folder_queries
+from ..report import summary_table
+from ..weights import WeightsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="evaluate", description=__doc__)
+    p.add_argument("--map", required=True, type=Path, help="map directory (its model.pt describes the queries)")
+    p.add_argument("--bag", type=Path, help="query rosbag2")
+    p.add_argument("--image-topic")
+    p.add_argument("--pose-topic", help="ground-truth poses for --bag")
+    p.add_argument("--tf-frames", nargs=2, metavar=("MAP", "CAMERA"))
+    p.add_argument("--images", type=Path, help="query image folder")
+    p.add_argument("--poses", type=Path, help="CSV for --images (else UTM in file names)")
+    p.add_argument("--mat", type=Path, help="Pittsburgh/Tokyo dbStruct .mat (its query images)")
+    p.add_argument("--image-root", type=Path, help="image root for --mat")
+    p.add_argument("--threshold", type=float, default=25.0, help="metres for a correct match (25)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-side", type=int, default=640)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if sum(x is not None for x in (args.bag, args.images, args.mat)) != 1:
+        p.error("give exactly one query set: --bag, --images or --mat")
+    try:
+        if args.bag:
+            if not args.image_topic or bool(args.pose_topic) == bool(args.tf_frames):
+                p.error("--bag needs --image-topic and one of --pose-topic / --tf-frames")
+            queries = bag_queries(args.bag, args.image_topic,
+                                  PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None))
+        elif args.images:
+            queries = folder_queries(folder_images(args.images, args.poses))
+        else:
+            if not args.image_root:
+                p.error("--mat needs --image-root")
+            queries = folder_queries(mat_images(load_mat(args.mat), args.image_root))
+        metrics = evaluate(args.map, queries, args.out, args.threshold,
+                           ModelConfig(device=args.device, max_side=args.max_side), progress=not args.no_progress)
+    except (BagError, ConfigError, DatasetError, MapError, WeightsError, ValueError) as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
+    print(summary_table(metrics))
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

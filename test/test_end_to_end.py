@@ -1,0 +1,68 @@
+"""End to end on a reduced demo world: generate → build map → replay_eval through the live node, and
+a random-weight baseline on the same world; plus the evaluate CLI on folder and .mat query sets."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+
+from rosutil import configure_environment
+from ros2_netvlad import world
+from ros2_netvlad.demo import DemoConfig, run_demo, summary_text
+from ros2_netvlad.tools import evaluate
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    configure_environment(out / "ros_log")
+    os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getpid() + 7) % 200)  # not the node tests' domain
+    return out, run_demo(out, DemoConfig(places=6))
+
+
+def test_live_node_beats_random_weights(demo):
+    out, summary = demo
+    live, random = summary["live"], summary["random_backbone"]
+    assert live["processed_frames"] == live["published_frames"] == 18
+    assert live["recall@1"] >= 0.9, summary_text(summary)
+    assert random["recall@1"] <= live["recall@1"] - 0.15, summary_text(summary)
+    assert live["pose_prior_count"] > 0 and live["pose_prior_error_m_p50"] < 10
+    assert 0 < live["latency_p50_ms"] <= live["latency_p95_ms"] <= live["latency_max_ms"]
+    report = (out / "replay_eval" / "report.md").read_text()
+    assert "## Live node" in report and "latency.png" in report
+    for name in ("metrics.json", "report.md", "recall_at_n.png", "precision_recall.png", "trajectory.png"):
+        assert (out / "replay_eval" / name).is_file() and (out / "baseline_random" / name).is_file()
+    assert json.loads((out / "summary.json").read_text())["live"]["recall@1"] == live["recall@1"]
+
+
+def test_evaluate_cli_on_folder_and_mat(demo, tmp_path, capsys):
+    out, _ = demo
+    places = world.places(6)
+    rng = np.random.default_rng(5)
+    root = tmp_path / "queries"
+    root.mkdir()
+    names, utm = [], []
+    for place in places:
+        position = world.place_position(place.index, len(places))
+        name = f"@{position[0]:.2f}@{position[1]:.2f}@q{place.index}.jpg"
+        cv2.imwrite(str(root / name), cv2.cvtColor(world.render_view(place, rng, changed=True), cv2.COLOR_RGB2BGR))
+        names.append(name)
+        utm.append(position[:2])
+    assert evaluate.main(["--map", str(out / "map"), "--images", str(root), "--out", str(tmp_path / "folder"),
+                          "--max-side", "320", "--no-progress"]) == 0
+    folder = json.loads((tmp_path / "folder" / "metrics.json").read_text())
+    assert folder["num_queries"] == 6 and folder["recall@1"] >= 0.8
+    db_struct = {"whichSet": "test", "dbImageFns": np.array(names, dtype=object), "utmDb": np.array(utm).T,
+                 "qImageFns": np.array(names, dtype=object), "utmQ": np.array(utm).T, "numImages": 6,
+                 "numQueries": 6, "posDistThr": 25, "posDistSqThr": 625, "nonTrivPosDistSqThr": 100}
+    scipy.io.savemat(tmp_path / "test.mat", {"dbStruct": db_struct})
+    assert evaluate.main(["--map", str(out / "map"), "--mat", str(tmp_path / "test.mat"), "--image-root", str(root),
+                          "--out", str(tmp_path / "mat"), "--max-side", "320", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "mat" / "metrics.json").read_text())["recall@1"] == folder["recall@1"]
+    capsys.readouterr()
+    assert evaluate.main(["--map", str(out / "map"), "--mat", str(tmp_path / "missing.mat"), "--image-root",
+                          str(root), "--out", str(tmp_path / "x")]) == 2
+    assert ".mat file not found" in capsys.readouterr().err
