@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import dataclasses
 import time
 
 import numpy as np

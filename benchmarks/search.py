@@ -84,7 +84,7 @@ def bench(n: int, dim: int, bandwidth: float) -> None:
     entries = [Entry(0, "map", (0.0, 0.0, 0.0))] * n
     exact_ids = None
     floor_ms = 1000 * data.nbytes / bandwidth
-    numpy_ms = per_query_ms(lambda q: np.argmax(q @ data.T), queries[:50])
+    numpy_ms = per_query_ms(lambda q, data=data: np.argmax(q @ data.T), queries[:50])
     print(f"\n{n:>9,} x {dim}-D  ({data.nbytes / 2**20:,.0f} MiB)   bandwidth floor {floor_ms:.2f} ms/query,"
           f" numpy q @ X.T {numpy_ms:.2f} ms/query", flush=True)
     print(f"  {'index':<8}{'factory':<16}{'build s':>9}{'ms/query':>10}{'vs floor':>10}{'memory MiB':>12}"
@@ -99,7 +99,7 @@ def bench(n: int, dim: int, bandwidth: float) -> None:
         db.search(queries[:1], 1)  # trains IVF on the map's own descriptors
         build = time.perf_counter() - start
         memory = faiss.serialize_index(db.index).nbytes / 2**20
-        ms = per_query_ms(lambda q: db.search(q, 1), queries)
+        ms = per_query_ms(lambda q, db=db: db.search(q, 1), queries)
         ids = db.search(queries, 1)[1][:, 0]
         exact_ids = ids if kind == "exact" else exact_ids
         agreement = np.mean(ids == exact_ids)

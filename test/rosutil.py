@@ -25,6 +25,19 @@ def configure_environment(log_dir: Path) -> None:
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 
+def ros_session(log_dir: Path, name: str):
+    """Generator for a module fixture: an isolated rclpy context with one client node and executor."""
+    configure_environment(log_dir)
+    rclpy.init()
+    node = rclpy.create_node(name)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
 def executable(name: str) -> str:
     """The installed console script (lib/ros2_netvlad on a ROS install, bin/ in a venv)."""
     found = shutil.which(name, path=str(Path(sys.prefix) / "bin")) or shutil.which(name)
@@ -65,4 +78,4 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> int:
     return process.wait()
 
 
-__all__ = ["configure_environment", "executable", "start_node", "spin_until", "stop", "rclpy"]
+__all__ = ["configure_environment", "executable", "ros_session", "start_node", "spin_until", "stop", "rclpy"]

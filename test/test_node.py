@@ -12,11 +12,10 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from rosutil import configure_environment, rclpy, spin_until, start_node, stop
+from rosutil import ros_session, spin_until, start_node, stop
 from ros2_netvlad import world
 from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
 from ros2_netvlad.database import MapDatabase
@@ -31,15 +30,7 @@ NS = "/robot/netvlad_localizer"
 
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory):
-    configure_environment(tmp_path_factory.mktemp("ros_log"))
-    rclpy.init()
-    node = rclpy.create_node("netvlad_test_client")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    yield node, executor
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.try_shutdown()
+    yield from ros_session(tmp_path_factory.mktemp("ros_log"), "netvlad_test_client")
 
 
 @pytest.fixture(scope="module")

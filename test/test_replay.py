@@ -6,11 +6,10 @@ import time
 import numpy as np
 import pytest
 from nav_msgs.msg import Odometry
-from rclpy.executors import SingleThreadedExecutor
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
-from rosutil import configure_environment, executable, rclpy, spin_until
+from rosutil import executable, ros_session, spin_until
 from ros2_netvlad import messages
 from ros2_netvlad.bags import BagWriter
 from ros2_netvlad.geometry import Pose
@@ -21,14 +20,7 @@ COUNT = 40
 
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory):
-    configure_environment(tmp_path_factory.mktemp("ros_log"))
-    rclpy.init()
-    node = rclpy.create_node("replay_test_client")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    yield node, executor
-    node.destroy_node()
-    rclpy.try_shutdown()
+    yield from ros_session(tmp_path_factory.mktemp("ros_log"), "replay_test_client")
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

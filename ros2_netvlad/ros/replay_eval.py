@@ -61,7 +61,6 @@ def header_stamps(bag: Path, topic: str) -> dict[int, int]:
 
 def start_node(map_dir: Path, image_topic: str, params: Path | None, device: str, max_side: int, top_k: int,
                log: Path) -> subprocess.Popen:
-    from ..ros.node import __file__ as _  # noqa: F401  (import check: fails early without rclpy)
     remap = "image/compressed" if image_topic.endswith("/compressed") else "image"
     args = [sys.executable, "-m", "ros2_netvlad.ros.node", "--ros-args", "--params-file", str(default_params_file())]
     if params:
