@@ -76,7 +76,7 @@ def factory_for(kind: str, n: int, dim: int) -> str:
     return {"exact": "Flat", "HNSW": "HNSW32"}[kind]
 
 
-def bench(n: int, dim: int, bandwidth: float) -> None:
+def bench(n: int, dim: int, bandwidth: float, kinds: list[str]) -> None:
     rng = np.random.default_rng(n + dim)
     basis = rng.standard_normal((LATENT, dim), dtype=np.float32)
     data = descriptors(n, dim, seed=1, basis=basis)
@@ -89,7 +89,7 @@ def bench(n: int, dim: int, bandwidth: float) -> None:
           f" numpy q @ X.T {numpy_ms:.2f} ms/query", flush=True)
     print(f"  {'index':<8}{'factory':<16}{'build s':>9}{'ms/query':>10}{'vs floor':>10}{'memory MiB':>12}"
           f"{'top-1 = exact':>15}")
-    for kind in ("exact", "IVF-PQ", "HNSW"):
+    for kind in kinds:
         spec = factory_for(kind, n, dim)
         gc.collect()
         rss = psutil.Process().memory_info().rss
@@ -114,17 +114,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="also 1M x 4096-D (~20 GB of RAM)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[512, 4096])
+    parser.add_argument("--kinds", nargs="+", default=["exact", "IVF-PQ", "HNSW"], choices=["exact", "IVF-PQ", "HNSW"])
     args = parser.parse_args()
     faiss.omp_set_num_threads(psutil.cpu_count(logical=True))
     bandwidth = copy_bandwidth()
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, copy bandwidth "
           f"{bandwidth / 1e9:.1f} GB/s (read + write)")
     for n in args.sizes:
-        for dim in (512, 4096):
+        for dim in args.dims:
             if n * dim * 4 > 8 * 2**30 and not args.full:
                 print(f"\n{n:>9,} x {dim}-D skipped ({n * dim * 4 / 2**30:.0f} GiB of vectors; run with --full)")
                 continue
-            bench(n, dim, bandwidth)
+            bench(n, dim, bandwidth, args.kinds)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def test_data_files_are_installed_into_the_prefix():
 
 def test_console_scripts_are_installed():
     scripts = Path(sys.prefix) / "bin"
-    for name in ("import_weights", "demo"):
+    for name in ("import_weights", "demo", "build_map", "evaluate", "fit_pca", "netvlad_localizer",
+                 "replay_bag", "replay_eval"):
         assert shutil.which(name, path=str(scripts)), f"{name} not installed in {scripts}"
     result = subprocess.run([scripts / "import_weights", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "MATLAB" in result.stdout
@@ -47,3 +48,20 @@ def test_import_weights_cli_reports_bad_files(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "bad.pth: not a readable torch checkpoint" in result.stderr
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_colcon_build_installs_the_ament_layout(tmp_path):
+    """`colcon build` (as on a ROS 2 machine) puts scripts in lib/<pkg> and data files in share/."""
+    colcon = Path(sys.prefix) / "bin" / "colcon"
+    result = subprocess.run([colcon, "--log-base", str(tmp_path / "log"), "build", "--base-paths", str(REPO),
+                             "--packages-select", "ros2_netvlad", "--build-base", str(tmp_path / "build"),
+                             "--install-base", str(tmp_path / "install")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    prefix = tmp_path / "install" / "ros2_netvlad"
+    for script in ("netvlad_localizer", "build_map", "evaluate", "replay_eval", "replay_bag", "fit_pca",
+                   "import_weights", "demo"):
+        assert (prefix / "lib" / "ros2_netvlad" / script).is_file(), f"{script} not in lib/ros2_netvlad"
+    assert (prefix / "share" / "ros2_netvlad" / "launch" / "localize.launch.py").is_file()
+    assert (prefix / "share" / "ros2_netvlad" / "config" / "localize.yaml").is_file()
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "ros2_netvlad").is_file()
