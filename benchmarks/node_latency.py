@@ -1,7 +1,8 @@
 """Node overhead: end-to-end latency (image published → ~/loop_closures received) minus the time the
 model and the map search take, p50/p95 at 640x480, for 10 Hz and 30 Hz input.
 
-The localizer node runs in this process beside a publisher node; messages still cross Fast DDS.
+The localizer node runs in this process; the camera/consumer probe runs in another process, as on a
+robot, and messages cross Fast DDS.
 Per frame the node records when it received, decoded, described + searched, and published, so
     overhead = end-to-end − (describe + search)
 covers transport both ways, decoding, the wait for the worker, message building and publishing.
@@ -11,7 +12,10 @@ Target: overhead p95 ≤ 5 ms. Run: `make install && .venv/bin/python benchmarks
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,60 +40,86 @@ def build_small_map(root: Path, backbone: str) -> Path:
     return root / "map"
 
 
-def run(map_dir: Path, rate_hz: float, frames: int, device: str, max_side: int) -> dict[str, np.ndarray]:
+def probe(rate_hz: float, frames: int, out: Path) -> None:
+    """The camera and the consumer, in a process of their own (as on a robot): publishes 640x480
+    images at ``rate_hz`` and records when each one was sent and when its candidates came back."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
+    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image, PointCloud2
 
     from ros2_netvlad import world
     from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_image
+
+    rclpy.init()
+    node = rclpy.create_node("latency_probe")
+    publisher = node.create_publisher(Image, "image", 10)
+    sent, received = {}, {}
+    node.create_subscription(PointCloud2, "netvlad_localizer/loop_closures",
+                             lambda m: received.setdefault(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
+                                                           time.monotonic()), 100)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+
+    def spin_until(when: float) -> None:  # one thread: spinning fills the waits between frames
+        while (left := when - time.monotonic()) > 0:
+            executor.spin_once(timeout_sec=min(left, 0.005))
+
+    deadline = time.monotonic() + 60
+    while (publisher.get_subscription_count() == 0 or node.count_publishers("netvlad_localizer/loop_closures") == 0) \
+            and time.monotonic() < deadline:
+        spin_until(time.monotonic() + 0.01)
+    rng = np.random.default_rng(0)
+    messages = [rgb_to_image(world.render_view(p, rng, size=(640, 480), changed=True), ns_to_stamp(0))
+                for p in world.places(10)]
+    start = time.monotonic()
+    for k in range(frames):
+        msg = messages[k % len(messages)]
+        msg.header.stamp = ns_to_stamp(k + 1)
+        sent[k + 1] = time.monotonic()
+        publisher.publish(msg)
+        spin_until(start + (k + 1) / rate_hz)
+    spin_until(time.monotonic() + 1.0)
+    out.write_text(json.dumps({"sent": sent, "received": received}))
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def run(map_dir: Path, rate_hz: float, frames: int, device: str, max_side: int) -> dict[str, np.ndarray]:
+    """The node in this process; the probe in another (CLOCK_MONOTONIC is shared between processes)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
     from ros2_netvlad.ros.node import LocalizerNode
 
     rclpy.init()
     localizer = LocalizerNode(parameter_overrides=[Parameter("node.map", value=str(map_dir)),
                                                    Parameter("model.device", value=device),
                                                    Parameter("model.max_side", value=max_side)])
-    client = rclpy.create_node("latency_probe")
-    publisher = client.create_publisher(Image, "image", 10)
-    sent, received = {}, {}
-    client.create_subscription(PointCloud2, "netvlad_localizer/loop_closures",
-                               lambda m: received.setdefault(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec,
-                                                             time.monotonic()), 100)
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()
     executor.add_node(localizer)
-    executor.add_node(client)
     threading.Thread(target=executor.spin, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while (publisher.get_subscription_count() == 0 or client.count_publishers("netvlad_localizer/loop_closures") == 0) \
-            and time.monotonic() < deadline:
-        time.sleep(0.01)
-    rng = np.random.default_rng(0)
-    views = [world.render_view(p, rng, size=(640, 480), changed=True) for p in world.places(10)]
-    messages = [rgb_to_image(v, ns_to_stamp(0)) for v in views]
-    start = time.monotonic()
-    for k in range(frames):
-        msg = messages[k % len(messages)]
-        stamp = k + 1
-        msg.header.stamp = ns_to_stamp(stamp)
-        sent[stamp] = time.monotonic()
-        publisher.publish(msg)
-        time.sleep(max(0.0, start + (k + 1) / rate_hz - time.monotonic()))
-    time.sleep(1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "probe.json"
+        subprocess.run([sys.executable, __file__, "--probe", "--rate", str(rate_hz), "--frames", str(frames),
+                        "--probe-out", str(result)], check=True)
+        probed = json.loads(result.read_text())
+    sent = {int(k): v for k, v in probed["sent"].items()}
+    received = {int(k): v for k, v in probed["received"].items()}
     timings = {t[0]: t for t in localizer.timings}
+    executor.shutdown()
+    localizer.close()
+    localizer.destroy_node()
+    rclpy.try_shutdown()
     stamps = [s for s in sent if s in received and s in timings]
     end_to_end = np.array([received[s] - sent[s] for s in stamps]) * 1000
     compute = np.array([timings[s][3] - timings[s][2] for s in stamps]) * 1000
     waited = np.array([timings[s][2] - timings[s][1] for s in stamps]) * 1000
     transport_in = np.array([timings[s][1] - sent[s] for s in stamps]) * 1000
     out = np.array([received[s] - timings[s][3] for s in stamps]) * 1000
-    executor.shutdown()
-    localizer.close()
-    localizer.destroy_node()
-    client.destroy_node()
-    rclpy.try_shutdown()
     return {"end_to_end": end_to_end, "compute": compute, "overhead": end_to_end - compute,
-            "worker_wait": waited, "transport_in": transport_in, "publish_out": out, "processed": np.array([len(stamps)]), "sent": np.array([len(sent)])}
+            "worker_wait": waited, "transport_in": transport_in, "publish_out": out,
+            "processed": np.array([len(stamps)]), "sent": np.array([len(sent)])}
 
 
 def main() -> None:
@@ -99,7 +129,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-side", type=int, default=320,
                         help="network input size; on a 2-core CPU 640 px inference is slower than 10 Hz")
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=10.0, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        probe(args.rate, args.frames, args.probe_out)
+        return
     os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("ROS_LOG_DIR", tmp)
