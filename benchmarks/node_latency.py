@@ -84,7 +84,8 @@ def probe(rate_hz: float, frames: int, out: Path) -> None:
     rclpy.try_shutdown()
 
 
-def run(map_dir: Path, rate_hz: float, frames: int, device: str, max_side: int) -> dict[str, np.ndarray]:
+def run(map_dir: Path, rate_hz: float, frames: int, device: str, max_side: int,
+        reliability: str = "best_effort") -> dict[str, np.ndarray]:
     """The node in this process; the probe in another (CLOCK_MONOTONIC is shared between processes)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -95,7 +96,8 @@ def run(map_dir: Path, rate_hz: float, frames: int, device: str, max_side: int) 
     rclpy.init()
     localizer = LocalizerNode(parameter_overrides=[Parameter("node.map", value=str(map_dir)),
                                                    Parameter("model.device", value=device),
-                                                   Parameter("model.max_side", value=max_side)])
+                                                   Parameter("model.max_side", value=max_side),
+                                                   Parameter("node.image_reliability", value=reliability)])
     executor = SingleThreadedExecutor()
     executor.add_node(localizer)
     threading.Thread(target=executor.spin, daemon=True).start()
@@ -129,6 +131,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-side", type=int, default=320,
                         help="network input size; on a 2-core CPU 640 px inference is slower than 10 Hz")
+    parser.add_argument("--image-reliability", default="reliable", choices=["best_effort", "reliable"],
+                        help="node.image_reliability (raw 640x480 frames lose fragments best effort)")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=10.0, help=argparse.SUPPRESS)
     parser.add_argument("--probe-out", type=Path, help=argparse.SUPPRESS)
@@ -145,7 +149,7 @@ def main() -> None:
         print(f"{'rate':>6}{'processed':>11}{'e2e p50/p95':>14}{'model+search p50':>18}{'overhead p50/p95':>18}"
               f"{'  transport in p95':>19}{'  decode+wait p95':>18}{'  publish+out p95':>18}")
         for rate in (10.0, 30.0):
-            r = run(map_dir, rate, args.frames, args.device, args.max_side)
+            r = run(map_dir, rate, args.frames, args.device, args.max_side, args.image_reliability)
             p = lambda key, q: np.percentile(r[key], q)  # noqa: E731
             print(f"{rate:>4.0f}Hz{int(r['processed'][0]):>6}/{int(r['sent'][0]):<4}"
                   f"{p('end_to_end', 50):>7.1f}/{p('end_to_end', 95):<6.1f}{p('compute', 50):>18.1f}"

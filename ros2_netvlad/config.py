@@ -195,6 +195,8 @@ class NodeConfig:
         "use a map built by another model (descriptors will not be comparable)", read_only=True))
     odom_tolerance: float = field(default=0.2, metadata=describe(
         "loop_closure mode: seconds between an image and the odometry that places it", min=0.0, max=10.0))
+    image_reliability: str = field(default="best_effort", metadata=describe(
+        "image QoS: best_effort (sensor data) or reliable (large raw images between processes)", read_only=True))
     diagnostics_period: float = field(default=1.0, metadata=describe(
         "seconds between /diagnostics messages", min=0.1, max=60.0, read_only=True))
     warning_period: float = field(default=5.0, metadata=describe(
@@ -202,6 +204,7 @@ class NodeConfig:
 
     def __post_init__(self) -> None:
         _check_choice(self.mode, "node.mode", MODES)
+        _check_choice(self.image_reliability, "node.image_reliability", ("best_effort", "reliable"))
         _check(bool(self.map_frame), "node.map_frame", "must not be empty")
         _check(self.mode == "loop_closure" or bool(self.map), "node.map",
                "a map directory is required in localize mode")

@@ -183,6 +183,7 @@ def test_bad_input_never_kills_the_node(ros, small_map, tmp_path):
 
 def test_invalid_parameters_refuse_to_start(ros, small_map, tmp_path):
     for params, name in (({"localizer.top_k": 0}, "localizer.top_k"), ({"model.device": "gpu"}, "model.device"),
+                         ({"node.image_reliability": "sometimes"}, "node.image_reliability"),
                          ({"node.map": tmp_path / "missing"}, "map directory not found")):
         log = tmp_path / "refused.log"
         process = start_node({"node.map": small_map, **params}, {}, log=log)

@@ -20,7 +20,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -99,8 +99,11 @@ class LocalizerNode(Node):
         return describer, database
 
     def _setup_ros(self) -> None:
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos_profile_sensor_data)
+        images = qos_profile_sensor_data
+        if self.node_config.image_reliability == "reliable":  # best effort drops fragments of big raw images
+            images = QoSProfile(depth=qos_profile_sensor_data.depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(Image, "image", self._on_image, images)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_image, images)
         self._candidates_pub = self.create_publisher(PointCloud2, "~/loop_closures", 10)
         self._prior_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_prior", 10)
         self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
