@@ -1,0 +1,72 @@
+"""Weakly supervised triplet mining (NetVLAD §4): pure functions on positions and descriptors.
+
+GPS only says which database images *may* show the query's place (potential positives, within
+10 m) and which surely do not (definite negatives, beyond 25 m). The best-matching potential
+positive is the one closest in descriptor space; hard negatives are the closest definite negatives
+that violate the margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .evaluation import within
+
+
+@dataclass(frozen=True)
+class TripletSets:
+    """Per usable query: its potential positives and its non-negatives (everything within the
+    negative radius); queries with no potential positive are skipped and counted."""
+
+    queries: np.ndarray  # indices of usable queries
+    positives: list[np.ndarray]
+    non_negatives: list[np.ndarray]
+    skipped: int
+
+
+def triplet_sets(query_positions: np.ndarray, db_positions: np.ndarray, positive_radius: float = 10.0,
+                 negative_radius: float = 25.0) -> TripletSets:
+    if positive_radius > negative_radius:
+        raise ValueError(f"positive radius {positive_radius} m exceeds the negative radius {negative_radius} m")
+    positives = within(query_positions, db_positions, positive_radius)
+    non_negatives = within(query_positions, db_positions, negative_radius)
+    usable = np.array([i for i, p in enumerate(positives) if len(p)], dtype=np.int64)
+    return TripletSets(usable, [positives[i] for i in usable], [non_negatives[i] for i in usable],
+                       len(positives) - len(usable))
+
+
+def best_positive(query: np.ndarray, database: np.ndarray, positive_ids: np.ndarray) -> int:
+    """The potential positive closest to the query in descriptor space."""
+    distances = np.sum((database[positive_ids] - query) ** 2, axis=1)
+    return int(positive_ids[np.argmin(distances)])
+
+
+def hard_negatives(query: np.ndarray, database: np.ndarray, non_negative_ids: np.ndarray, positive_id: int,
+                   rng: np.random.Generator, sample: int = 1000, keep: int = 10, margin: float = 0.1,
+                   remembered: Sequence[int] = ()) -> np.ndarray:
+    """Up to ``keep`` negatives, hardest first, among ``sample`` random definite negatives plus the
+    ones remembered from earlier epochs, that violate d(q,n)² < d(q,p)² + margin."""
+    excluded = np.zeros(len(database), bool)
+    excluded[non_negative_ids] = True
+    negatives = np.flatnonzero(~excluded)
+    if len(negatives) == 0:
+        return np.zeros(0, np.int64)
+    drawn = rng.choice(negatives, size=min(sample, len(negatives)), replace=False)
+    remembered = np.array([r for r in remembered if not excluded[r]], dtype=np.int64)
+    candidates = np.unique(np.concatenate([drawn, remembered]))
+    d_neg = np.sum((database[candidates] - query) ** 2, axis=1)
+    d_pos = float(np.sum((database[positive_id] - query) ** 2))
+    violating = d_neg < d_pos + margin
+    order = np.argsort(d_neg[violating], kind="stable")[:keep]
+    return candidates[violating][order]
+
+
+def triplet_loss(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+    """Σ_j max(0, ‖q−p‖² + m − ‖q−n_j‖²) for one query (D), positive (D) and negatives (J×D)."""
+    d_pos = torch.sum((query - positive) ** 2)
+    d_neg = torch.sum((negatives - query[None]) ** 2, dim=1)
+    return torch.clamp(d_pos + margin - d_neg, min=0).sum()
