@@ -67,3 +67,21 @@ def test_replay_rate_and_missing_topic(ros, tmp_path):
     missing = subprocess.run([executable("replay_bag"), str(bag), "--topics", "/nope"], capture_output=True,
                              text=True, timeout=30)
     assert missing.returncode == 2 and "no topics /nope; the bag has /odom" in missing.stderr
+
+
+def test_replay_start_offset_skips_the_beginning(ros, tmp_path):
+    node, executor = ros
+    bag = tmp_path / "bag"
+    with BagWriter(bag, "sqlite3") as writer:
+        for i in range(10):
+            writer.write("/pose_offset", messages.odometry(Pose((float(i), 0, 0)), i * 100_000_000), i * 100_000_000)
+    got = []
+    node.create_subscription(Odometry, "/pose_offset", lambda m: got.append(m.pose.pose.position.x), 100)
+    process = subprocess.Popen([executable("replay_bag"), str(bag), "--start-offset", "0.5", "--wait-for-subscribers", "10"])
+    try:
+        spin_until(executor, lambda: len(got) >= 5, 30, "the replayed tail of the bag")
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert got == [5.0, 6.0, 7.0, 8.0, 9.0]
