@@ -193,11 +193,14 @@ def _pose_function(bag: str | Path, poses: PoseLookup):
     track = read_poses(bag, poses.topic, poses.origin)
     poses.origin = poses.origin or track.origin  # later bags share the first bag's GNSS origin
 
+    fixes = np.array(sorted(track.geo), dtype=np.int64)
+
     def geo_at(stamp: int):
-        if not track.geo:
+        if not len(fixes):
             return None
-        nearest = min(track.geo, key=lambda s: abs(s - stamp))
-        return track.geo[nearest] if abs(nearest - stamp) <= poses.tolerance_ns else None
+        i = int(np.searchsorted(fixes, stamp))
+        nearest = min(fixes[max(i - 1, 0):i + 1], key=lambda s: abs(int(s) - stamp))
+        return track.geo[int(nearest)] if abs(int(nearest) - stamp) <= poses.tolerance_ns else None
     return (lambda s: track.trajectory.at(s, poses.tolerance_ns)), track.frame_id, geo_at
 
 

@@ -44,14 +44,6 @@ def within(query_positions: np.ndarray, map_positions: np.ndarray, threshold: fl
     return out
 
 
-def top_k(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product search: (scores, ids), each Q×k, best first."""
-    k = min(k, len(database))
-    similarity = queries @ database.T
-    ids = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(similarity, ids, axis=1), ids
-
-
 @dataclass(frozen=True)
 class PrecisionRecall:
     thresholds: np.ndarray  # descending score thresholds

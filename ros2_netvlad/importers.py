@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .config import ArchConfig
-from .model import IMAGENET, PlaceNet, Preprocessing, build_model
+from .model import IMAGENET, Normalize, PlaceNet, Preprocessing, build_model
 from .weights import WeightsError, load_state
 
 VGG16_CONV_LAYERS = 13
@@ -84,8 +84,6 @@ def _rename_torch_keys(state: dict[str, torch.Tensor], num_clusters: int) -> dic
 
 
 def _normalize_buffers(preprocessing: Preprocessing) -> dict[str, torch.Tensor]:
-    from .model import Normalize
-
     return {f"normalize.{k}": v for k, v in Normalize(preprocessing).state_dict().items()}
 
 

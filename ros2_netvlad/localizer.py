@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from .config import KeyframeConfig, LocalizerConfig
 from .database import Entry, MapDatabase
 from .geometry import Pose, angle_between, average_quaternions
+from .imaging import compressed_to_rgb, rgb_to_jpeg
 from .keyframes import KeyframeSelector
 from .verification import GeometricVerifier
 
@@ -66,9 +66,7 @@ class Localizer:
         if not self._keyframes.accept(pose, stamp_ns):
             return None
         entry = Entry(stamp_ns, frame_id, tuple(pose.position), tuple(pose.orientation), source=source)
-        jpeg = None
-        if image is not None and self._verifier is not None:
-            jpeg = [cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()]
+        jpeg = [rgb_to_jpeg(image)] if image is not None and self._verifier is not None else None
         return int(self.database.add(descriptor[None], [entry], jpeg)[0])
 
     def reconfigure(self, config: LocalizerConfig) -> None:
@@ -110,8 +108,7 @@ class Localizer:
             jpeg = self.database.image(candidate.map_id)
             if jpeg is None:
                 continue
-            map_image = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            if self._verifier.inliers(image, map_image) >= self.config.min_inliers:
+            if self._verifier.inliers(image, compressed_to_rgb(jpeg, "jpeg")) >= self.config.min_inliers:
                 verified.append(Candidate(candidate.map_id, candidate.score, candidate.entry, True))
         return verified
 

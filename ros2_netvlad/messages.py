@@ -7,6 +7,7 @@ import numpy as np
 
 from .bags import TYPESTORE
 from .geometry import Pose
+from .imaging import rgb_to_jpeg
 
 T = TYPESTORE.types
 
@@ -27,11 +28,12 @@ def image(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera", encoding: st
 
 
 def compressed(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera", fmt: str = "jpeg", quality: int = 90):
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == "jpeg" else []
-    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-    assert ok
+    if fmt == "jpeg":
+        data = rgb_to_jpeg(rgb, quality)
+    else:
+        data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
     return T["sensor_msgs/msg/CompressedImage"](header=header(stamp_ns, frame_id), format=fmt,
-                                                data=np.frombuffer(data.tobytes(), np.uint8))
+                                                data=np.frombuffer(data, np.uint8))
 
 
 def _pose(pose: Pose):

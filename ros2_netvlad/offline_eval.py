@@ -16,6 +16,7 @@ from .config import ModelConfig
 from .database import MapDatabase
 from .describe import Describer
 from .evaluation import retrieval_metrics
+from .imaging import compressed_to_rgb
 from .report import write_report
 from .weights import fingerprint, load
 
@@ -40,9 +41,7 @@ def folder_queries(posed: list[datasets.PosedImage]) -> Iterator[QueryFrame]:
 
 def map_image(database: MapDatabase, entry_id: int) -> np.ndarray | None:
     jpeg = database.image(entry_id)
-    if jpeg is None:
-        return None
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return None if jpeg is None else compressed_to_rgb(jpeg, "jpeg")
 
 
 def evaluate(map_dir: Path, queries: Iterator[QueryFrame], out: Path, threshold: float = 25.0,

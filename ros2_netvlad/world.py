@@ -128,7 +128,7 @@ def write_traversal(path, places_: list[Place], *, seed: int, changed: bool = Fa
 
     rng = np.random.default_rng(seed)
     period = int(1e9 / rate_hz)
-    truth, count = [], len(PLACE_SOURCES) if len(places_) == len(PLACE_SOURCES) else len(places_)
+    truth, count = [], len(places_)
     topic = image_topic + "/compressed" if compressed else image_topic
     with BagWriter(path, storage) as bag:
         stamp = start_ns
