@@ -163,7 +163,7 @@ def frames(bag: str | Path, image_topic: str, poses: PoseLookup, keep=lambda pos
     ``keep`` rule rejects (keyframe selection, sharding) and undecodable images are skipped and
     counted in ``counts``; only kept frames are decoded."""
     counts = counts if counts is not None else Counter()
-    pose_at, frame_of, geo_at = _pose_function(bag, poses)
+    pose_at, frame_of, extras_at = _pose_function(bag, poses)
     source = f"{Path(bag).name}:{image_topic}"
     for stamp, _, msg in image_messages(bag, image_topic):
         counts["images"] += 1
@@ -181,7 +181,8 @@ def frames(bag: str | Path, image_topic: str, poses: PoseLookup, keep=lambda pos
             log.warning("%s at %d ns: %s", source, stamp, error)
             continue
         counts["kept"] += 1
-        yield Frame(stamp, image, pose, frame_of, source, geo=geo_at(stamp))
+        geo, covariance = extras_at(stamp)
+        yield Frame(stamp, image, pose, frame_of, source, covariance, geo)
 
 
 def _pose_function(bag: str | Path, poses: PoseLookup):
@@ -189,7 +190,7 @@ def _pose_function(bag: str | Path, poses: PoseLookup):
         buffer = read_tf(bag)
         target, camera = poses.tf_frames
         buffer.lookup(target, camera, 0, 2**62)  # fail early, naming the frames, if not connected
-        return (lambda s: buffer.lookup(target, camera, s, poses.tolerance_ns)), target, (lambda s: None)
+        return (lambda s: buffer.lookup(target, camera, s, poses.tolerance_ns)), target, (lambda s: (None, None))
     track = read_poses(bag, poses.topic, poses.origin)
     poses.origin = poses.origin or track.origin  # later bags share the first bag's GNSS origin
 
@@ -201,7 +202,10 @@ def _pose_function(bag: str | Path, poses: PoseLookup):
         i = int(np.searchsorted(fixes, stamp))
         nearest = min(fixes[max(i - 1, 0):i + 1], key=lambda s: abs(int(s) - stamp))
         return track.geo[int(nearest)] if abs(int(nearest) - stamp) <= poses.tolerance_ns else None
-    return (lambda s: track.trajectory.at(s, poses.tolerance_ns)), track.frame_id, geo_at
+
+    def extras_at(stamp: int):  # the fix and the pose covariance that go with an image
+        return geo_at(stamp), track.trajectory.covariance_at(stamp)
+    return (lambda s: track.trajectory.at(s, poses.tolerance_ns)), track.frame_id, extras_at
 
 
 # --- writing (tests, demo world) ------------------------------------------------------------------

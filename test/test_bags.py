@@ -77,6 +77,7 @@ def test_keyframe_rule_and_pose_covariance(tmp_path):
                       counts=counts))
     assert [f.stamp_ns for f in got] == [2 * SECOND, 4 * SECOND] and counts["not a keyframe"] == 3
     assert read_poses(tmp_path / "bag", "/odom").trajectory.covariances[0][0] == 0.5
+    assert got[0].covariance is not None and got[0].covariance[0] == 0.5  # travels into map entries
 
 
 def test_bag_errors_name_bag_and_topic(tmp_path):
