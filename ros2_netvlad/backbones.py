@@ -116,6 +116,16 @@ _LITE_BLOCK_NAMES = {
     False: {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"},
 }
 
+# Index in each backbone's Sequential where its five resolution stages (conv1 … conv5 in VGG terms)
+# begin; training unfreezes the last N of them.
+STAGE_STARTS: dict[str, tuple[int, ...]] = {
+    "vgg16": (0, 5, 10, 17, 24),
+    "resnet18": (0, 4, 5, 6, 7),
+    "resnet50": (0, 4, 5, 6, 7),
+    "mobilenet_v3_large": (0, 2, 4, 7, 13),
+    "efficientnet_lite0": (0, 3, 4, 5, 7),
+}
+
 _FACTORIES: dict[str, Callable[[bool, str], Backbone]] = {
     "vgg16": _vgg16,
     "resnet18": _resnet("resnet18", 512),

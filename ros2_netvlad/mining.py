@@ -9,7 +9,7 @@ that violate the margin.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -39,13 +39,23 @@ def triplet_sets(query_positions: np.ndarray, db_positions: np.ndarray, positive
                        len(positives) - len(usable))
 
 
-def best_positive(query: np.ndarray, database: np.ndarray, positive_ids: np.ndarray) -> int:
+Descriptors = Union[np.ndarray, torch.Tensor]
+
+
+def squared_distances(query: Descriptors, database: Descriptors, ids: np.ndarray) -> np.ndarray:
+    """‖q − db[i]‖² for the given ids, in fp32, wherever the database lives (CPU or an fp16 GPU cache)."""
+    database = torch.as_tensor(database)
+    query = torch.as_tensor(query, device=database.device).float()
+    rows = database[torch.as_tensor(np.asarray(ids, np.int64), device=database.device)].float()
+    return (rows - query).pow(2).sum(dim=1).cpu().numpy()
+
+
+def best_positive(query: Descriptors, database: Descriptors, positive_ids: np.ndarray) -> int:
     """The potential positive closest to the query in descriptor space."""
-    distances = np.sum((database[positive_ids] - query) ** 2, axis=1)
-    return int(positive_ids[np.argmin(distances)])
+    return int(positive_ids[np.argmin(squared_distances(query, database, positive_ids))])
 
 
-def hard_negatives(query: np.ndarray, database: np.ndarray, non_negative_ids: np.ndarray, positive_id: int,
+def hard_negatives(query: Descriptors, database: Descriptors, non_negative_ids: np.ndarray, positive_id: int,
                    rng: np.random.Generator, sample: int = 1000, keep: int = 10, margin: float = 0.1,
                    remembered: Sequence[int] = ()) -> np.ndarray:
     """Up to ``keep`` negatives, hardest first, among ``sample`` random definite negatives plus the
@@ -58,8 +68,8 @@ def hard_negatives(query: np.ndarray, database: np.ndarray, non_negative_ids: np
     drawn = rng.choice(negatives, size=min(sample, len(negatives)), replace=False)
     remembered = np.array([r for r in remembered if not excluded[r]], dtype=np.int64)
     candidates = np.unique(np.concatenate([drawn, remembered]))
-    d_neg = np.sum((database[candidates] - query) ** 2, axis=1)
-    d_pos = float(np.sum((database[positive_id] - query) ** 2))
+    d_neg = squared_distances(query, database, candidates)
+    d_pos = float(squared_distances(query, database, np.array([positive_id]))[0])
     violating = d_neg < d_pos + margin
     order = np.argsort(d_neg[violating], kind="stable")[:keep]
     return candidates[violating][order]

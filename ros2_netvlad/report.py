@@ -106,3 +106,19 @@ def _latency_histogram(out: Path, latencies_ms: np.ndarray) -> str:
     ax.hist(latencies_ms, bins=30)
     ax.set(xlabel="latency image → candidates [ms]", ylabel="frames", title="Latency")
     return _save(fig, out, "latency.png")
+
+
+def training_curves(out: Path, history: list[dict]) -> str:
+    """Loss and validation Recall@1/5/10 per epoch (epoch 0 is the model before training)."""
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, recall_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    trained = [row for row in history if row["epoch"] > 0]
+    loss_ax.plot([r["epoch"] for r in trained], [r["loss"] for r in trained], marker="o")
+    loss_ax.set(xlabel="epoch", ylabel="mean triplet loss per query", title="Training loss")
+    for n in (1, 5, 10):
+        recall_ax.plot(epochs, [row[f"recall@{n}"] for row in history], marker="o", label=f"R@{n}")
+    recall_ax.set(xlabel="epoch", ylabel="validation recall", ylim=(0, 1.02), title="Validation Recall@N")
+    recall_ax.legend()
+    for ax in (loss_ax, recall_ax):
+        ax.grid(alpha=0.3)
+    return _save(fig, out, "training.png")

@@ -145,3 +145,19 @@ def write_traversal(path, places_: list[Place], *, seed: int, changed: bool = Fa
                 truth.append((stamp, place.index, pose.position))
                 stamp += period
     return truth
+
+
+def view_set(places_: list[Place], *, seed: int, changed: bool = False, size: tuple[int, int] = (320, 240)):
+    """One traversal as an in-memory PlaceSet (JPEG views and positions, no bag): what the training
+    tests, the benchmark and quick experiments use."""
+    from .imaging import rgb_to_jpeg
+    from .placesets import PlaceSet
+
+    rng = np.random.default_rng(seed)
+    images, positions, names = [], [], []
+    for place in places_:
+        for offset in VIEW_OFFSETS:
+            images.append(rgb_to_jpeg(render_view(place, rng, size, changed), 95))
+            positions.append(view_pose(place.index, len(places_), offset).position)
+            names.append(f"seed{seed}/place{place.index}/{offset:+.0f}m")
+    return PlaceSet(images, np.array(positions), names)
