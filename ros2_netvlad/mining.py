@@ -47,7 +47,9 @@ def squared_distances(query: Descriptors, database: Descriptors, ids: np.ndarray
     database = torch.as_tensor(database)
     query = torch.as_tensor(query, device=database.device).float()
     rows = database[torch.as_tensor(np.asarray(ids, np.int64), device=database.device)].float()
-    return (rows - query).pow(2).sum(dim=1).cpu().numpy()
+    # ‖r‖² − 2r·q + ‖q‖²: reads the gathered rows twice instead of writing r − q and its square
+    squared = torch.einsum("ij,ij->i", rows, rows) - 2.0 * (rows @ query) + query.dot(query)
+    return squared.clamp_(min=0).cpu().numpy()
 
 
 def best_positive(query: Descriptors, database: Descriptors, positive_ids: np.ndarray) -> int:

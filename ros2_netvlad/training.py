@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +176,9 @@ class Trainer:
             start, self.timings = time.perf_counter(), Counter()
             lr = self.optimizer.param_groups[0]["lr"]
             loss, fraction = self.train_epoch(epoch)
-            self.scheduler.step()
+            with warnings.catch_warnings():  # an epoch where no query violated the margin took no step
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                self.scheduler.step()
             row = {"epoch": epoch, "lr": lr, "loss": loss, "triplet_queries": fraction, **self.validate()}
             row["seconds"] = time.perf_counter() - start
             row.update({f"seconds_{k}": round(v, 3) for k, v in sorted(self.timings.items())})
