@@ -41,6 +41,7 @@ setup(
             f"replay_bag = {PACKAGE}.ros.replay:main",
             f"replay_eval = {PACKAGE}.ros.replay_eval:main",
             f"evaluate = {PACKAGE}.tools.evaluate:main",
+            f"train = {PACKAGE}.tools.train:main",
             f"fit_pca = {PACKAGE}.tools.fit_pca:main",
             f"demo = {PACKAGE}.tools.demo:main",
         ],

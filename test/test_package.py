@@ -28,13 +28,13 @@ def test_data_files_are_installed_into_the_prefix():
     share = Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                                 check=True).stdout.strip())
     assert (share / "package.xml").read_text() == (REPO / "package.xml").read_text()
-    assert (share / "config" / "localize.yaml").is_file()
+    assert (share / "config" / "localize.yaml").is_file() and (share / "config" / "train.yaml").is_file()
     assert (Path(sys.prefix) / "share/ament_index/resource_index/packages/ros2_netvlad").is_file()
 
 
 def test_console_scripts_are_installed():
     scripts = Path(sys.prefix) / "bin"
-    for name in ("import_weights", "demo", "build_map", "evaluate", "fit_pca", "netvlad_localizer",
+    for name in ("import_weights", "demo", "build_map", "evaluate", "train", "fit_pca", "netvlad_localizer",
                  "replay_bag", "replay_eval"):
         assert shutil.which(name, path=str(scripts)), f"{name} not installed in {scripts}"
     result = subprocess.run([scripts / "import_weights", "--help"], capture_output=True, text=True)
@@ -59,7 +59,7 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     prefix = tmp_path / "install" / "ros2_netvlad"
-    for script in ("netvlad_localizer", "build_map", "evaluate", "replay_eval", "replay_bag", "fit_pca",
+    for script in ("netvlad_localizer", "build_map", "evaluate", "replay_eval", "replay_bag", "train", "fit_pca",
                    "import_weights", "demo"):
         assert (prefix / "lib" / "ros2_netvlad" / script).is_file(), f"{script} not in lib/ros2_netvlad"
     assert (prefix / "share" / "ros2_netvlad" / "launch" / "localize.launch.py").is_file()

@@ -230,3 +230,11 @@ def test_folder_sources_with_poses_csv_and_self_matches_excluded(tmp_path):
     sets = Split(place_set, place_set).triplets(10.0, 25.0)  # one traversal as both sides
     assert all(q not in positives for q, positives in zip(sets.queries, sets.positives))
     assert len(sets.queries) == 6  # each view's neighbours 4 m away remain its positives
+
+
+def test_shipped_train_yaml_states_the_defaults():
+    from ros2_netvlad.config import KeyframeConfig, load_yaml_section
+
+    path = Path(__file__).parents[1] / "config" / "train.yaml"
+    assert load_yaml_section(path, "train", TrainConfig) == TrainConfig()
+    assert load_yaml_section(path, "keyframes", KeyframeConfig) == KeyframeConfig()
