@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -156,6 +157,9 @@ class Trainer:
         """Continues the run saved in ``checkpoint`` (from ``last.pt``)."""
         self._build_optimization()
         saved = checkpoint["train_state"]
+        if saved.get("data") != self._data_signature():
+            raise DatasetError("the checkpoint's run trained on other images (database / queries differ); "
+                               "resume with the same --db/--queries (or --mat), or start a new run with --weights")
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
@@ -305,14 +309,14 @@ class Trainer:
         parts = [torch.empty_like(padded) for _ in range(self.dist.world)]
         dist.all_gather(parts, padded)
         # rank r described rows r, r+world, …: interleave the parts back into index order
-        return torch.stack(parts, dim=1).reshape(-1, local.shape[1])[:total].cpu()
+        return torch.stack(parts, dim=1).reshape(-1, local.shape[1])[:total]
 
     def _cache_placement(self, descriptors: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             if descriptors.numel() * 2 < free // 4:
                 return descriptors.to(self.device, torch.float16)
-        return descriptors
+        return descriptors.cpu()
 
     def _sum(self, values: torch.Tensor) -> torch.Tensor:
         if self.dist.world > 1:
@@ -332,6 +336,16 @@ class Trainer:
             learned = {q: n for part in parts for q, n in part.items()}
         self.state.remembered.update(learned)
 
+    def _data_signature(self) -> str:
+        """Identifies the training images, so a resume cannot silently mix runs (remembered negatives
+        are database indices)."""
+        digest = hashlib.sha256()
+        for place_set in (self.train_split.database, self.train_split.queries):
+            digest.update(f"{len(place_set)}\n".encode())
+            for name in place_set.names:
+                digest.update(name.encode() + b"\n")
+        return digest.hexdigest()[:16]
+
     # --- outputs ----------------------------------------------------------------------------------
 
     def _finish_epoch(self, row: dict) -> None:
@@ -345,7 +359,7 @@ class Trainer:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         config = dataclasses.asdict(self.config)
-        train_state = {"epoch": self.state.epoch, "history": self.state.history,
+        train_state = {"epoch": self.state.epoch, "history": self.state.history, "data": self._data_signature(),
                        "remembered": self.state.remembered, "best_recall5": self.state.best_recall5,
                        "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                        "scaler": self.scaler.state_dict()}

@@ -161,6 +161,9 @@ def test_cli_trains_on_bags_and_resumes(tmp_path, capsys, caplog):
 
     assert cli("--resume", str(out / "last.pt"), *data, "--out", str(out), "--margin", "0.3") == 2
     assert "train.margin: 0.1 → 0.3" in capsys.readouterr().err
+    assert cli("--resume", str(out / "last.pt"), "--db", str(db), "--queries", str(db), "--image-topic", TOPIC,
+               "--pose-topic", "/odom", "--out", str(out), "--epochs", "3") == 2
+    assert "trained on other images" in capsys.readouterr().err
     assert cli("--resume", str(out / "best.pt"), *data, "--out", str(out)) == 2
     assert "not a training checkpoint" in capsys.readouterr().err
     assert cli("--backbone", "efficientnet_lite0", "--db", str(db), "--queries", str(queries),
