@@ -7,6 +7,8 @@ to the training size and kept in memory as JPEG; folder images stay on disk and 
 
 from __future__ import annotations
 
+import logging
+import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from .config import KeyframeConfig
 from .imaging import compressed_to_rgb, rgb_to_jpeg
 from .mapping import BagSource, FolderSource, Source, frames_of, plan_keyframes
 from .mining import TripletSets, triplet_sets
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,9 +141,15 @@ def source_from_path(path: str | Path, image_topic: str = "", poses: bags.PoseLo
     return FolderSource(path, csv if csv.is_file() else None)
 
 
-def from_mat(mat: str | Path, image_root: str | Path) -> Split:
+def from_mat(mat: str | Path, image_root: str | Path, positive_radius: float = 10.0,
+             negative_radius: float = 25.0) -> Split:
     """The database and query images of a dbStruct .mat, paths relative to ``image_root``."""
     dataset = datasets.load_mat(mat)
+    thresholds = (math.sqrt(dataset.non_triv_pos_dist_sq_thr), dataset.pos_dist_thr)
+    if thresholds != (positive_radius, negative_radius):
+        log.warning("%s defines positives within %.1f m and matches within %.1f m; training uses %.1f m / %.1f m "
+                    "(set train.positive_radius / negative_radius to follow the dataset)", mat, *thresholds,
+                    positive_radius, negative_radius)
     root = Path(image_root)
     if not root.is_dir():
         raise datasets.DatasetError(f"image root not found: {root}")

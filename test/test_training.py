@@ -195,6 +195,11 @@ def test_cli_trains_on_a_pittsburgh_style_mat_and_names_missing_images(tmp_path,
                "--val-mat", str(tmp_path / "train.mat"), "--image-root", str(tmp_path / "images"),
                "--out", str(out), "--epochs", "1") == 0
     assert (out / "last.pt").is_file() and "no validation set" not in caplog.text
+    assert "defines positives" not in caplog.text  # the dbStruct's 10 m / 25 m are the defaults
+    assert cli("--backbone", "efficientnet_lite0", "--num-clusters", "8", "--mat", str(tmp_path / "train.mat"),
+               "--image-root", str(tmp_path / "images"), "--out", str(tmp_path / "r2"), "--epochs", "1",
+               "--positive-radius", "5") == 0
+    assert "defines positives within 10.0 m and matches within 25.0 m; training uses 5.0 m / 25.0 m" in caplog.text
     (tmp_path / "images" / "db" / "002.jpg").unlink()
     assert cli("--backbone", "efficientnet_lite0", "--mat", str(tmp_path / "train.mat"),
                "--image-root", str(tmp_path / "images"), "--out", str(out)) == 2

@@ -74,8 +74,9 @@ def splits(args: argparse.Namespace, p: argparse.ArgumentParser, config: TrainCo
     if args.mat:
         if args.db or args.queries or not args.image_root:
             p.error("--mat needs --image-root and replaces --db/--queries")
-        train = from_mat(args.mat, args.image_root)
-        val = from_mat(args.val_mat, args.image_root) if args.val_mat else None
+        radii = (config.positive_radius, config.negative_radius)
+        train = from_mat(args.mat, args.image_root, *radii)
+        val = from_mat(args.val_mat, args.image_root, *radii) if args.val_mat else None
     else:
         if not args.db or not args.queries:
             p.error("give --db and --queries sources (or --mat)")
