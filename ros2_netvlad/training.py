@@ -82,7 +82,7 @@ class TrainState:
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
     remembered: dict[int, list[int]] = field(default_factory=dict)
-    best_recall5: float = -1.0
+    best: tuple[float, float] = (-1.0, -1.0)  # (Recall@5, Recall@1) of best.pt
 
 
 class Trainer:
@@ -164,7 +164,7 @@ class Trainer:
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState(saved["epoch"], list(saved["history"]),
-                                {int(k): list(v) for k, v in saved["remembered"].items()}, saved["best_recall5"])
+                                {int(k): list(v) for k, v in saved["remembered"].items()}, tuple(saved["best"]))
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -173,6 +173,9 @@ class Trainer:
         if not hasattr(self, "optimizer"):
             self._build_optimization()
         torch.manual_seed(self.config.seed)
+        if self.dist.rank == 0:  # a run killed while saving leaves its temporary file behind
+            for stale in self.out.glob(".*.pt.*.tmp"):
+                stale.unlink()
         if not self.state.history:
             self._finish_epoch({"epoch": 0, "lr": self.optimizer.param_groups[0]["lr"], "loss": None,
                                 "triplet_queries": 0.0, **self.validate(), "seconds": 0.0})
@@ -350,9 +353,10 @@ class Trainer:
 
     def _finish_epoch(self, row: dict) -> None:
         self.state.history.append(row)
-        improved = row["recall@5"] > self.state.best_recall5
+        score = (row["recall@5"], row["recall@1"])  # best by Recall@5; Recall@1 breaks ties
+        improved = score > self.state.best
         if improved:
-            self.state.best_recall5 = row["recall@5"]
+            self.state.best = score
         log.info("epoch %d: loss %s, val R@1 %.3f R@5 %.3f R@10 %.3f", row["epoch"],
                  "-" if row["loss"] is None else f"{row['loss']:.4f}", row["recall@1"], row["recall@5"], row["recall@10"])
         if self.dist.rank != 0:
@@ -360,7 +364,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         config = dataclasses.asdict(self.config)
         train_state = {"epoch": self.state.epoch, "history": self.state.history, "data": self._data_signature(),
-                       "remembered": self.state.remembered, "best_recall5": self.state.best_recall5,
+                       "remembered": self.state.remembered, "best": list(self.state.best),
                        "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                        "scaler": self.scaler.state_dict()}
         save(self.model, self.out / "last.pt", train_config=config, train_state=train_state, metrics=row)

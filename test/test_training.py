@@ -60,7 +60,8 @@ def test_training_raises_held_out_recall_and_the_loss_falls(tmp_path):
     assert losses[-1] < 0.5 * losses[0], losses
     assert [row["epoch"] for row in history] == list(range(11))
     best = read_checkpoint(tmp_path / "best.pt")
-    assert best["metrics"]["recall@5"] == max(row["recall@5"] for row in history)
+    assert (best["metrics"]["recall@5"], best["metrics"]["recall@1"]) == \
+        max((row["recall@5"], row["recall@1"]) for row in history)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert len(rows) == 11 and float(rows[-1]["recall@1"]) == pytest.approx(trained["recall@1"])
     assert json.loads((tmp_path / "metrics.json").read_text())[-1]["epoch"] == 10
@@ -246,3 +247,33 @@ def test_shipped_train_yaml_states_the_defaults():
     path = Path(__file__).parents[1] / "config" / "train.yaml"
     assert load_yaml_section(path, "train", TrainConfig) == TrainConfig()
     assert load_yaml_section(path, "keyframes", KeyframeConfig) == KeyframeConfig()
+
+
+def test_run_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
+    import signal
+    import time
+
+    db, queries = write_bags(tmp_path)
+    out = tmp_path / "run"
+    data = ["--db", str(db), "--queries", str(queries), "--image-topic", TOPIC, "--pose-topic", "/odom",
+            "--out", str(out), "--width", "128", "--height", "96", "--cache-refresh", "4", "--device", "cpu",
+            "--no-progress", "--negative-samples", "50"]
+    command = [sys.executable, "-m", "ros2_netvlad.tools.train", *data]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.Popen([*command, "--backbone", "efficientnet_lite0", "--num-clusters", "8", "--epochs", "50"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.csv").exists() or len((out / "metrics.csv").read_text().splitlines()) < 3:
+        assert run.poll() is None and time.monotonic() < deadline, "training never finished epoch 1"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)  # mid-way through a later epoch, maybe mid-write
+    run.wait(timeout=30)
+    (out / ".last.pt.killed.tmp").write_bytes(b"half a checkpoint")  # as if killed inside save()
+    saved = read_checkpoint(out / "last.pt")["train_state"]["epoch"]
+    assert 1 <= saved < 50
+    resumed = subprocess.run([*command, "--resume", str(out / "last.pt"), "--epochs", str(saved + 1)], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "metrics.csv"))]
+    assert epochs == list(range(saved + 2))
+    assert not list(out.glob(".*.tmp"))  # the resumed run cleared the half-written file

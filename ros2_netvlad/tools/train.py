@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: {error}", file=sys.stderr)
         return 2
     if distributed.rank == 0:
-        best = max(history, key=lambda row: row["recall@5"])
+        best = max(history, key=lambda row: (row["recall@5"], row["recall@1"]))
         print(f"trained {history[-1]['epoch']} epochs; best validation R@1/5/10 "
               f"{best['recall@1']:.3f}/{best['recall@5']:.3f}/{best['recall@10']:.3f} at epoch {best['epoch']} "
               f"(before training: {history[0]['recall@1']:.3f}/{history[0]['recall@5']:.3f}/"
