@@ -79,7 +79,6 @@ def bench(backbone: str, device: str, steps: int, cache_images: int) -> None:
     model = build_model(ArchConfig(backbone, 64))
     trainer = Trainer(model, Split(database, queries), Split(subset(database, 2), subset(queries, 1)), config,
                       "/tmp/ros2_netvlad_bench_train", device, progress=False)
-    trainer._build_optimization()
     base = baseline_forward(trainer, 4, 2)
 
     cached = np.arange(min(cache_images, len(database)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import queue
 import threading
 import time
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Iterable, Iterator, Union
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from . import bags, datasets
@@ -26,6 +24,7 @@ from .clustering import initialize_netvlad
 from .config import DatabaseConfig, KeyframeConfig, ModelConfig
 from .database import Entry, MapDatabase
 from .describe import Describer
+from .distributed import Distributed, rank_device
 from .imaging import rgb_to_jpeg
 from .keyframes import KeyframeSelector
 from .model import PlaceNet
@@ -72,23 +71,6 @@ class BuildReport:
                 f"{self.describe_seconds:.1f} s)")
 
 
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-
-    @staticmethod
-    def from_environment() -> "Distributed":
-        """torchrun sets WORLD_SIZE/RANK; then join the process group (NCCL on GPUs, else gloo)."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return Distributed()
-        import torch.distributed as dist
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return Distributed(dist.get_rank(), dist.get_world_size())
-
-
 @dataclass(frozen=True)
 class BuildOptions:
     model: ModelConfig = ModelConfig()
@@ -109,7 +91,7 @@ def build_map(out: str | Path, sources: list[Source], model: PlaceNet, options: 
     plan = plan_keyframes(sources, options.keyframes, counts)
     if not plan:
         raise ValueError(f"no keyframes: {dict(counts)} — check the topics, pose source and tolerance")
-    describer = Describer(model, _rank_device(options.model, distributed))
+    describer = Describer(model, dataclasses.replace(options.model, device=str(rank_device(options.model.device))))
     alpha = _fit_clusters(describer, sources, plan, options, distributed) if options.fit_clusters else None
     mine = plan[distributed.rank::distributed.world]
     described_at = time.perf_counter()
@@ -170,13 +152,6 @@ def frames_of(sources: list[Source], keys: list[tuple[int, int]],
 
 # --- steps ----------------------------------------------------------------------------------------
 
-def _rank_device(config: ModelConfig, distributed: Distributed) -> ModelConfig:
-    if distributed.world > 1 and config.device in ("auto", "cuda") and torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", distributed.rank))
-        return dataclasses.replace(config, device=f"cuda:{local}")
-    return config
-
-
 def _fit_clusters(describer: Describer, sources: list[Source], plan: list, options: BuildOptions,
                   distributed: Distributed) -> float | None:
     alpha = None
@@ -185,13 +160,7 @@ def _fit_clusters(describer: Describer, sources: list[Source], plan: list, optio
         sample = plan[::step][: options.kmeans_images]
         images = (frame.image for _, frame in frames_of(sources, sample))
         alpha = initialize_netvlad(describer, images, progress=options.progress)
-    if distributed.world > 1:
-        import torch.distributed as dist
-        state = [{k: v.cpu() for k, v in describer.model.pool.state_dict().items()}, alpha]
-        dist.broadcast_object_list(state, src=0)
-        describer.model.pool.load_state_dict(state[0])
-        alpha = state[1]
-    return alpha
+    return distributed.broadcast_module(describer.model.pool, alpha)
 
 
 def _describe(describer: Describer, sources: list[Source], keys: list, options: BuildOptions,
@@ -247,11 +216,8 @@ def prefetch(items: Iterable, depth: int) -> Iterator:
 
 
 def _gather(rows: list[tuple], distributed: Distributed) -> list[tuple]:
-    if distributed.world > 1:
-        import torch.distributed as dist
-        shards = [None] * distributed.world if distributed.rank == 0 else None
-        dist.gather_object(rows, shards, dst=0)
-        rows = [row for shard in shards for row in shard] if distributed.rank == 0 else rows
+    shards = distributed.gather_to_root(rows)
+    rows = [row for shard in shards for row in shard] if shards is not None else rows
     return sorted(rows, key=lambda row: row[0])
 
 

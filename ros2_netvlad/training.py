@@ -22,8 +22,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
-import os
 import time
 import warnings
 from collections import Counter
@@ -41,7 +39,8 @@ from .config import ConfigError, ModelConfig, TrainConfig, from_dict
 from .datasets import DatasetError
 from .describe import Describer
 from .evaluation import recall_at_n, within
-from .mapping import Distributed, prefetch
+from .distributed import Distributed, rank_device
+from .mapping import prefetch
 from .mining import best_positive, hard_negatives, triplet_loss
 from .model import PlaceNet
 from .placesets import ImageLoader, PlaceSet, Split
@@ -91,7 +90,7 @@ class Trainer:
         self.config, self.out = config, Path(out)
         self.dist = distributed or Distributed()
         self.progress = progress and self.dist.rank == 0
-        self.device = _rank_device(device, self.dist)
+        self.device = rank_device(device)
         self.amp = config.amp and self.device.type == "cuda"
         if not isinstance(model.whiten, nn.Identity):
             log.warning("dropping the model's PCA whitening for training; fit it again afterwards (fit_pca)")
@@ -113,6 +112,7 @@ class Trainer:
             width=config.width, height=config.height, batch_size=config.image_batch))
         self.timings: Counter = Counter()
         self.state = TrainState()
+        self._build_optimization()
 
     # --- set-up -----------------------------------------------------------------------------------
 
@@ -125,13 +125,7 @@ class Trainer:
             picks = np.linspace(0, len(database) - 1, min(self.config.kmeans_images, len(database))).round()
             images = (database.load(int(i), self.size) for i in np.unique(picks))
             alpha = initialize_netvlad(self.describer, images, seed=self.config.seed, progress=self.progress)
-        if self.dist.world > 1:
-            import torch.distributed as dist
-            state = [{k: v.cpu() for k, v in self.model.pool.state_dict().items()}, alpha]
-            dist.broadcast_object_list(state, src=0)
-            self.model.pool.load_state_dict(state[0])
-            alpha = state[1]
-        return alpha
+        return self.dist.broadcast_module(self.model.pool, alpha)
 
     def _build_optimization(self) -> None:
         config = self.config
@@ -155,7 +149,6 @@ class Trainer:
 
     def resume(self, checkpoint: dict) -> None:
         """Continues the run saved in ``checkpoint`` (from ``last.pt``)."""
-        self._build_optimization()
         saved = checkpoint["train_state"]
         if saved.get("data") != self._data_signature():
             raise DatasetError("the checkpoint's run trained on other images (database / queries differ); "
@@ -170,8 +163,6 @@ class Trainer:
 
     def fit(self) -> list[dict]:
         """Trains up to ``config.epochs``; returns the per-epoch history (epoch 0 = before training)."""
-        if not hasattr(self, "optimizer"):
-            self._build_optimization()
         torch.manual_seed(self.config.seed)
         if self.dist.rank == 0:  # a run killed while saving leaves its temporary file behind
             for stale in self.out.glob(".*.pt.*.tmp"):
@@ -218,7 +209,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss / max(1, len(mine)):.4f}")
             self._remember(learned)
         bar.close()
-        totals = self._sum(totals)
+        totals = self.dist.all_sum(totals, self.device)
         return float(totals[0] / max(1.0, totals[1])), float(totals[2] / max(1.0, totals[1]))
 
     def _mine(self, k: int, query: torch.Tensor, database: torch.Tensor, epoch: int,
@@ -239,7 +230,7 @@ class Trainer:
     def _step(self, triplets: list, global_batch: int) -> float:
         """One optimizer step on this rank's triplets; returns their summed loss."""
         usable = [t for t in triplets if t is not None]
-        if self._sum(torch.tensor([float(len(usable))]))[0] == 0:
+        if self.dist.all_sum(torch.tensor([float(len(usable))]), self.device)[0] == 0:
             return 0.0  # no rank has a violating negative: nothing to learn from this batch
         started = time.perf_counter()
         queries, database = self.train_split.queries, self.train_split.database
@@ -297,22 +288,9 @@ class Trainer:
             row += len(images)
             bar.update(len(images) * self.dist.world)
         bar.close()
-        gathered = self._gather_rows(torch.from_numpy(local), len(indices))
+        gathered = self.dist.all_gather_strided(torch.from_numpy(local), len(indices), self.device)
         self.timings["describing"] += time.perf_counter() - started
         return self._cache_placement(gathered)
-
-    def _gather_rows(self, local: torch.Tensor, total: int) -> torch.Tensor:
-        if self.dist.world == 1:
-            return local
-        import torch.distributed as dist
-        per_rank = math.ceil(total / self.dist.world)
-        comm = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
-        padded = torch.zeros(per_rank, local.shape[1], device=comm)
-        padded[:len(local)] = local.to(comm)
-        parts = [torch.empty_like(padded) for _ in range(self.dist.world)]
-        dist.all_gather(parts, padded)
-        # rank r described rows r, r+world, …: interleave the parts back into index order
-        return torch.stack(parts, dim=1).reshape(-1, local.shape[1])[:total]
 
     def _cache_placement(self, descriptors: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
@@ -321,23 +299,10 @@ class Trainer:
                 return descriptors.to(self.device, torch.float16)
         return descriptors.cpu()
 
-    def _sum(self, values: torch.Tensor) -> torch.Tensor:
-        if self.dist.world > 1:
-            import torch.distributed as dist
-            comm = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
-            values = values.to(comm)
-            dist.all_reduce(values)
-            values = values.cpu()
-        return values
-
     def _remember(self, learned: dict[int, list[int]]) -> None:
         """Each query's hard negatives are tried again next epoch; ranks share what they mined."""
-        if self.dist.world > 1:
-            import torch.distributed as dist
-            parts: list = [None] * self.dist.world
-            dist.all_gather_object(parts, learned)
-            learned = {q: n for part in parts for q, n in part.items()}
-        self.state.remembered.update(learned)
+        for part in self.dist.all_gather(learned):
+            self.state.remembered.update(part)
 
     def _data_signature(self) -> str:
         """Identifies the training images, so a resume cannot silently mix runs (remembered negatives
@@ -381,16 +346,6 @@ def _write_metrics(out: Path, history: list[dict]) -> None:
         writer.writeheader()
         writer.writerows(history)
     training_curves(out, history)
-
-
-def _rank_device(name: str, dist: Distributed) -> torch.device:
-    from .describe import resolve_device
-
-    device = resolve_device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    return device
 
 
 # --- checkpoints ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 
 from ros2_netvlad import world
 from ros2_netvlad.config import ArchConfig, TrainConfig
-from ros2_netvlad.mapping import Distributed
+from ros2_netvlad.distributed import Distributed
 from ros2_netvlad.model import build_model
 from ros2_netvlad.placesets import Split
 from ros2_netvlad.training import Trainer

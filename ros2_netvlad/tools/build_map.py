@@ -13,7 +13,8 @@ from ..config import (BACKBONES, ArchConfig, ConfigError, DatabaseConfig, Keyfra
                       load_yaml_section)
 from ..database import MapError
 from ..datasets import DatasetError
-from ..mapping import BagSource, BuildOptions, Distributed, FolderSource, build_map
+from ..distributed import Distributed
+from ..mapping import BagSource, BuildOptions, FolderSource, build_map
 from ..model import build_model
 from ..weights import WeightsError, load
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..bags import BagError, PoseLookup
 from ..config import BACKBONES, ArchConfig, ConfigError, KeyframeConfig, TrainConfig, load_yaml_section
 from ..datasets import DatasetError
-from ..mapping import Distributed
+from ..distributed import Distributed
 from ..model import build_model
 from ..placesets import Split, from_mat, from_sources, source_from_path
 from ..training import Trainer, check_resumable, read_training_checkpoint
