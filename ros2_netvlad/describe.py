@@ -6,12 +6,12 @@ import contextlib
 import logging
 from typing import Iterable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .imaging import resize
 from .model import PlaceNet
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,7 @@ class Describer:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
         else:
             return image
-        if size == (w, h):
-            return image
-        shrinking = size[0] * size[1] < w * h
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        return resize(image, size)
 
     def _checked(self, images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
         if isinstance(images, np.ndarray) and images.ndim != 4:

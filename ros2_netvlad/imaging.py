@@ -77,3 +77,12 @@ def rgb_to_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     if not ok:
         raise ImageDecodeError("JPEG encoding failed")
     return encoded.tobytes()
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` at ``size`` (width, height): area averaging when shrinking (no aliasing), bilinear
+    when enlarging; the image itself when it already has that size."""
+    if image.shape[1::-1] == tuple(size):
+        return image
+    shrinking = size[0] * size[1] < image.shape[0] * image.shape[1]
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

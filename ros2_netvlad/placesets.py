@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from . import bags, datasets
 from .config import KeyframeConfig
-from .imaging import compressed_to_rgb, rgb_to_jpeg
+from .imaging import compressed_to_rgb, resize, rgb_to_jpeg
 from .mapping import BagSource, FolderSource, Source, frames_of, plan_keyframes
 from .mining import TripletSets, triplet_sets
 
@@ -43,10 +42,7 @@ class PlaceSet:
         """RGB uint8 image ``index`` resized to ``size`` (width, height)."""
         item = self.images[index]
         image = compressed_to_rgb(item, "jpeg") if isinstance(item, bytes) else datasets.read_rgb(item)
-        if image.shape[1::-1] == size:
-            return image
-        shrinking = size[0] * size[1] < image.shape[0] * image.shape[1]
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        return resize(image, size)
 
     def check_readable(self) -> None:
         """Fails naming the first missing image file, before hours of training find it."""
@@ -116,8 +112,7 @@ def from_sources(sources: list[Source], size: tuple[int, int], keyframes: Keyfra
     frames = frames_of(sources, bag_keys)
     for k, frame in tqdm(frames, total=len(bag_keys), desc="reading bag frames", unit="img", disable=not progress):
         n = slots[bag_keys[k]]
-        resized = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
-        images[n], positions[n], names[n] = rgb_to_jpeg(resized, 95), frame.pose.position, \
+        images[n], positions[n], names[n] = rgb_to_jpeg(resize(frame.image, size), 95), frame.pose.position, \
             f"{frame.source}@{frame.stamp_ns}"
     return PlaceSet(images, positions, names)
 
