@@ -10,6 +10,9 @@ PEER := patchnetvlad==0.1.8
 # The venv is the ament prefix: get_package_share_directory finds share/ros2_netvlad there.
 RUN := AMENT_PREFIX_PATH=$(abspath $(VENV)) ROS_LOG_DIR=$(abspath $(VENV))/ros_log
 
+export CONSOLE_SCRIPTS := from importlib.metadata import distribution; \
+  print(*sorted(e.name for e in distribution("ros2_netvlad").entry_points if e.group == "console_scripts"))
+
 .PHONY: venv install test demo bench clean
 
 venv: $(STAMP)
@@ -25,6 +28,9 @@ $(STAMP): $(REQUIREMENTS)
 # pip install (not editable) so data_files (package.xml, launch/, config/) land in .venv/share.
 install: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+	# ament layout: `ros2 launch` looks for executables in <prefix>/lib/<package>, pip puts them in bin/.
+	mkdir -p $(VENV)/lib/ros2_netvlad
+	for script in $$($(PY) -c "$$CONSOLE_SCRIPTS"); do ln -sfn ../../bin/$$script $(VENV)/lib/ros2_netvlad/$$script; done
 
 test: install
 	$(RUN) $(PY) -m pytest test

@@ -4,7 +4,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -38,5 +38,7 @@ def generate_launch_description() -> LaunchDescription:
              "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
         ],
         remappings=[("image", image_topic), ("image/compressed", [image_topic, "/compressed"])],
+        # When the node ends (refused to start, or stopped), the launch ends too instead of idling.
+        on_exit=Shutdown(reason="netvlad_localizer exited"),
     )
     return LaunchDescription([*arguments, node])

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .errors import InputError
 from .model import IMAGENET, Preprocessing
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def build_backbone(name: str, pretrained: bool = False, weights_file: str = "") 
     try:
         factory = _FACTORIES[name]
     except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(_FACTORIES)}") from None
+        raise InputError(f"unknown backbone {name!r}; choose one of {', '.join(_FACTORIES)}") from None
     return factory(pretrained, weights_file)
 
 

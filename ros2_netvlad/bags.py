@@ -17,6 +17,7 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from .errors import InputError
 from .geometry import Pose, Trajectory, geodetic_to_enu
 from .imaging import ImageDecodeError, message_to_rgb
 from .transforms import TransformBuffer
@@ -29,7 +30,7 @@ POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped",
               "geometry_msgs/msg/PoseWithCovarianceStamped", "sensor_msgs/msg/NavSatFix")
 
 
-class BagError(ValueError):
+class BagError(InputError):
     """A bag cannot be read as asked; the message names the bag and the topic."""
 
 
@@ -154,7 +155,7 @@ class PoseLookup:
 
     def __post_init__(self) -> None:
         if bool(self.topic) == bool(self.tf_frames):
-            raise ValueError("give exactly one pose source: a pose topic or a pair of tf frames")
+            raise InputError("give exactly one pose source: a pose topic or a pair of tf frames")
 
 
 def frames(bag: str | Path, image_topic: str, poses: PoseLookup, keep=lambda pose, stamp: True,
@@ -216,7 +217,7 @@ class BagWriter:
     def __init__(self, path: str | Path, storage: str = "mcap") -> None:
         plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
         if storage not in plugins:
-            raise ValueError(f"storage must be mcap or sqlite3, got {storage!r}")
+            raise InputError(f"storage must be mcap or sqlite3, got {storage!r}")
         self._writer = Writer(Path(path), version=9, storage_plugin=plugins[storage])
         self._connections: dict[str, object] = {}
         self.types = TYPESTORE.types

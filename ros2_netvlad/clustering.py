@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .describe import Describer
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,14 @@ def sample_local_features(describer: Describer, images: Iterable[np.ndarray], pe
         keep = rng.choice(len(features), size=min(per_image, len(features)), replace=False)
         samples.append(features[keep])
     if not samples:
-        raise ValueError("no images given to sample local features from")
+        raise InputError("no images given to sample local features from")
     features = np.concatenate(samples).astype(np.float32)
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
 def kmeans_centroids(features: np.ndarray, num_clusters: int, seed: int = 0, niter: int = 50) -> np.ndarray:
     if len(features) < num_clusters:
-        raise ValueError(f"k-means needs at least {num_clusters} local features (one per cluster), "
+        raise InputError(f"k-means needs at least {num_clusters} local features (one per cluster), "
                          f"got {len(features)}; give more images or sample more per image")
     kmeans = faiss.Kmeans(features.shape[1], num_clusters, niter=niter, seed=seed, verbose=False,
                           min_points_per_centroid=1,
@@ -52,7 +53,7 @@ def assignment_alpha(features: np.ndarray, centroids: np.ndarray) -> float:
     squared, _ = index.search(np.ascontiguousarray(features, dtype=np.float32), 2)
     gap = float(np.mean(squared[:, 1] - squared[:, 0]))
     if not gap > 0:
-        raise ValueError("local features do not separate the centroids (zero distance gap); "
+        raise InputError("local features do not separate the centroids (zero distance gap); "
                          "use more varied images")
     return float(np.log(ASSIGNMENT_RATIO) / gap)
 

@@ -13,10 +13,12 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from .errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration value is invalid; the message names the field."""
 
 
@@ -253,6 +255,12 @@ class NodeConfig:
         "seconds between /diagnostics messages", min=0.1, max=60.0, read_only=True))
     warning_period: float = field(default=5.0, metadata=describe(
         "seconds between repeated warnings about bad input", min=0.0, max=3600.0))
+    image_timeout: float = field(default=10.0, metadata=describe(
+        "warn when no image has arrived for this many seconds, naming the topics; 0 = never",
+        min=0.0, max=3600.0))
+    autosave_period: float = field(default=60.0, metadata=describe(
+        "loop_closure mode: seconds between saves of a grown map (atomic); 0 = only on shutdown",
+        min=0.0, max=86400.0))
 
     def __post_init__(self) -> None:
         _check_choice(self.mode, "node.mode", MODES)
@@ -262,6 +270,8 @@ class NodeConfig:
                "a map directory is required in localize mode")
         _check(self.odom_tolerance >= 0, "node.odom_tolerance", f"must be >= 0, got {self.odom_tolerance}")
         _check(self.diagnostics_period > 0, "node.diagnostics_period", "must be > 0")
+        for name in ("warning_period", "image_timeout", "autosave_period"):
+            _check(getattr(self, name) >= 0, f"node.{name}", f"must be >= 0, got {getattr(self, name)}")
 
 
 def from_dict(cls: type[T], values: Mapping[str, Any] | None, section: str = "") -> T:

@@ -14,8 +14,8 @@ import logging
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +25,7 @@ import numpy as np
 
 from . import __version__
 from .config import DatabaseConfig
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ CREATE TABLE images (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);  -- optional, 
 """
 
 
-class MapError(ValueError):
+class MapError(InputError):
     """A map cannot be created, loaded or extended; the message names the file or the field."""
 
 
@@ -211,9 +212,13 @@ class MapDatabase:
         self._train_if_needed()
         path = Path(path).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        # mkdir, not mkdtemp: mkdtemp makes the directory 0700, and a map must be as readable as any file
+        # the user writes (the umask decides), e.g. for a container running under another uid.
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+        tmp.mkdir()
         try:
             faiss.write_index(self._cpu_index(), str(tmp / INDEX))
+            (tmp / ENTRIES).touch()  # created here with 0666 & ~umask; sqlite3 would make it 0644
             target = sqlite3.connect(tmp / ENTRIES)
             with target:
                 self._db.backup(target)
@@ -247,6 +252,11 @@ class MapDatabase:
             self.index.train(_training_sample(vectors, needed))
         self.index.add(vectors)
         self._pending = []
+
+    def reconfigure(self, config: DatabaseConfig) -> None:
+        """Applies new search settings (nprobe, ef_search) at run time; the index itself stays."""
+        self.config = config
+        self._apply_search_parameters()
 
     def _apply_search_parameters(self) -> None:
         ivf = faiss.try_extract_index_ivf(self.index)

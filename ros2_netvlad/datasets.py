@@ -12,13 +12,14 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .errors import InputError
 from .geometry import Pose, geodetic_to_enu
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff"}
 UTM_NAME = re.compile(r"@(-?\d+(?:\.\d+)?)@(-?\d+(?:\.\d+)?)@")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """An image folder or pose file is unusable; the message names the file and line."""
 
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .errors import DeviceError, InputError
 from .imaging import resize
 from .model import PlaceNet
 
@@ -22,7 +23,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"model.device is {name!r} but CUDA is not available; use 'auto' or 'cpu'")
+        raise DeviceError(f"model.device is {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(f"model.device is {name!r} but this machine has {torch.cuda.device_count()} "
+                          f"CUDA device(s)")
     return device
 
 
@@ -30,7 +34,8 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if name == "fp16" and device.type != "cuda":
-        raise ValueError("model.precision fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+        raise DeviceError(f"model.precision fp16 needs a CUDA device, and the model runs on {device}; "
+                          f"use auto, fp32 or bf16 on the CPU")
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
@@ -38,20 +43,20 @@ def validate_image(image: object, index: int = 0) -> np.ndarray:
     """Returns the image as a contiguous H×W×3 uint8 array or raises ValueError naming the problem."""
     where = f"image {index}" if index else "image"
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"{where}: expected a numpy array, got {type(image).__name__}")
+        raise InputError(f"{where}: expected a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
-        raise ValueError(f"{where}: expected dtype uint8 (0..255 RGB), got {image.dtype}")
+        raise InputError(f"{where}: expected dtype uint8 (0..255 RGB), got {image.dtype}")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        raise ValueError(f"{where}: grayscale {image.shape}; convert to 3-channel RGB first "
+        raise InputError(f"{where}: grayscale {image.shape}; convert to 3-channel RGB first "
                          f"(e.g. cv2.cvtColor(img, cv2.COLOR_GRAY2RGB))")
     if image.ndim != 3:
-        raise ValueError(f"{where}: expected shape H×W×3, got {image.shape}")
+        raise InputError(f"{where}: expected shape H×W×3, got {image.shape}")
     if image.shape[2] == 4:
-        raise ValueError(f"{where}: has 4 channels (alpha); convert RGBA to RGB first")
+        raise InputError(f"{where}: has 4 channels (alpha); convert RGBA to RGB first")
     if image.shape[2] != 3:
-        raise ValueError(f"{where}: expected 3 channels (RGB), got {image.shape[2]}")
+        raise InputError(f"{where}: expected 3 channels (RGB), got {image.shape[2]}")
     if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{where}: empty image of shape {image.shape}")
+        raise InputError(f"{where}: empty image of shape {image.shape}")
     return np.ascontiguousarray(image)
 
 
@@ -112,10 +117,10 @@ class Describer:
 
     def _checked(self, images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
         if isinstance(images, np.ndarray) and images.ndim != 4:
-            raise ValueError(f"expected one H×W×3 image or an N×H×W×3 batch, got shape {images.shape}")
+            raise InputError(f"expected one H×W×3 image or an N×H×W×3 batch, got shape {images.shape}")
         items = list(images)
         if not items:
-            raise ValueError("no images to describe")
+            raise InputError("no images to describe")
         return [self.resize(validate_image(image, i + 1 if len(items) > 1 else 0))
                 for i, image in enumerate(items)]
 

@@ -8,6 +8,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .errors import InputError
+
 RECALL_NS = (1, 5, 10, 20)
 
 
@@ -25,7 +27,7 @@ def first_correct_ranks(retrieved: np.ndarray, correct: Sequence[Iterable[int]])
     """Per query, the 0-based rank of the first correct result, or -1 when none was retrieved."""
     retrieved = np.asarray(retrieved)
     if len(retrieved) != len(correct):
-        raise ValueError(f"{len(retrieved)} result rows for {len(correct)} queries")
+        raise InputError(f"{len(retrieved)} result rows for {len(correct)} queries")
     ranks = []
     for row, ids in zip(retrieved, correct):
         hits = np.flatnonzero(np.isin(row, np.fromiter(ids, dtype=np.int64)))

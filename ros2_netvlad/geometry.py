@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class Pose:
@@ -19,7 +21,7 @@ class Pose:
         q = np.asarray(self.orientation, dtype=np.float64).reshape(4)
         norm = np.linalg.norm(q)
         if not np.isfinite(norm) or norm < 1e-9:
-            raise ValueError(f"orientation {q} is not a valid quaternion")
+            raise InputError(f"orientation {q} is not a valid quaternion")
         object.__setattr__(self, "orientation", q / norm)
 
     def inverse(self) -> "Pose":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .errors import InputError
+
 # encoding → (channels, dtype, conversion to RGB or None)
 RAW_ENCODINGS: dict[str, tuple[int, np.dtype, int | None]] = {
     "rgb8": (3, np.dtype(np.uint8), None),
@@ -20,7 +22,7 @@ RAW_ENCODINGS: dict[str, tuple[int, np.dtype, int | None]] = {
 }
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InputError):
     """An image message cannot be turned into pixels; the message says why."""
 
 

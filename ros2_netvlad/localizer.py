@@ -69,11 +69,17 @@ class Localizer:
         jpeg = [rgb_to_jpeg(image)] if image is not None and self._verifier is not None else None
         return int(self.database.add(descriptor[None], [entry], jpeg)[0])
 
-    def reconfigure(self, config: LocalizerConfig) -> None:
-        """Applies new thresholds at run time (verification method excepted)."""
+    @property
+    def keyframes(self) -> KeyframeConfig:
+        return self._keyframes.config
+
+    def reconfigure(self, config: LocalizerConfig, keyframes: KeyframeConfig | None = None) -> None:
+        """Applies new thresholds and keyframe rules at run time (verification method excepted)."""
         if config.consistency != self.config.consistency:
             self._recent_places = deque(self._recent_places, maxlen=config.consistency)
         self.config = config
+        if keyframes is not None:
+            self._keyframes.config = keyframes
 
     # --- steps ------------------------------------------------------------------------------------
     def _nearest(self, descriptor: np.ndarray) -> list[Candidate]:

@@ -25,6 +25,7 @@ from .config import DatabaseConfig, KeyframeConfig, ModelConfig
 from .database import Entry, MapDatabase
 from .describe import Describer
 from .distributed import Distributed, rank_device
+from .errors import InputError
 from .imaging import rgb_to_jpeg
 from .keyframes import KeyframeSelector
 from .model import PlaceNet
@@ -90,7 +91,7 @@ def build_map(out: str | Path, sources: list[Source], model: PlaceNet, options: 
     counts: Counter = Counter()
     plan = plan_keyframes(sources, options.keyframes, counts)
     if not plan:
-        raise ValueError(f"no keyframes: {dict(counts)} — check the topics, pose source and tolerance")
+        raise InputError(f"no keyframes: {dict(counts)} — check the topics, pose source and tolerance")
     describer = Describer(model, dataclasses.replace(options.model, device=str(rank_device(options.model.device))))
     alpha = _fit_clusters(describer, sources, plan, options, distributed) if options.fit_clusters else None
     mine = plan[distributed.rank::distributed.world]

@@ -14,6 +14,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from .errors import InputError
 from .evaluation import within
 
 
@@ -31,7 +32,7 @@ class TripletSets:
 def triplet_sets(query_positions: np.ndarray, db_positions: np.ndarray, positive_radius: float = 10.0,
                  negative_radius: float = 25.0) -> TripletSets:
     if positive_radius > negative_radius:
-        raise ValueError(f"positive radius {positive_radius} m exceeds the negative radius {negative_radius} m")
+        raise InputError(f"positive radius {positive_radius} m exceeds the negative radius {negative_radius} m")
     positives = within(query_positions, db_positions, positive_radius)
     non_negatives = within(query_positions, db_positions, negative_radius)
     usable = np.array([i for i, p in enumerate(positives) if len(p)], dtype=np.int64)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ArchConfig
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Preprocessing:
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"preprocessing needs 3 means and 3 positive stds, got {self.mean}, {self.std}")
+            raise InputError(f"preprocessing needs 3 means and 3 positive stds, got {self.mean}, {self.std}")
 
 
 IMAGENET = Preprocessing()
@@ -78,7 +79,7 @@ class NetVLAD(nn.Module):
         """Sets c_k and the assignment conv so that softmax(w·x+b) = softmax(-α‖x-c_k‖²)."""
         c = torch.as_tensor(np.asarray(centroids, dtype=np.float32))
         if c.shape != (self.num_clusters, self.dim):
-            raise ValueError(f"centroids must be {self.num_clusters}x{self.dim}, got {tuple(c.shape)}")
+            raise InputError(f"centroids must be {self.num_clusters}x{self.dim}, got {tuple(c.shape)}")
         self.centroids.copy_(c)
         self.conv.weight.copy_((2.0 * alpha * c)[:, :, None, None])
         self.conv.bias.copy_(-alpha * c.pow(2).sum(dim=1))
@@ -133,9 +134,9 @@ class PlaceNet(nn.Module):
     def truncate(self, output_dim: int) -> None:
         """Keep only the first ``output_dim`` whitened dims (ordered by variance)."""
         if not isinstance(self.whiten, Whitening):
-            raise ValueError("descriptor truncation needs a whitening layer; this model has none")
+            raise InputError("descriptor truncation needs a whitening layer; this model has none")
         if not 0 < output_dim <= self.arch.whiten_dim:
-            raise ValueError(f"output_dim must be in 1..{self.arch.whiten_dim}, got {output_dim}")
+            raise InputError(f"output_dim must be in 1..{self.arch.whiten_dim}, got {output_dim}")
         self.whiten.keep_dims = output_dim
         self.arch = dataclasses.replace(self.arch, output_dim=output_dim)
 

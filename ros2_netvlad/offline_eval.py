@@ -15,6 +15,7 @@ from . import bags, datasets
 from .config import ModelConfig
 from .database import MapDatabase
 from .describe import Describer
+from .errors import InputError
 from .evaluation import retrieval_metrics
 from .imaging import compressed_to_rgb
 from .report import write_report
@@ -57,7 +58,7 @@ def evaluate(map_dir: Path, queries: Iterator[QueryFrame], out: Path, threshold:
         descriptors.append(describer(query.image))
         frames.append(QueryFrame(query.name, cv2.resize(query.image, (160, 120)), query.position, query.stamp_ns))
     if not frames:
-        raise ValueError("the query set is empty")
+        raise InputError("the query set is empty")
     scores, ids = database.search(np.stack(descriptors), top_n)
     map_positions = database.positions()
     retrieved = np.where((ids >= 0)[..., None], map_positions[np.clip(ids, 0, None)], np.nan)

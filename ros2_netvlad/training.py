@@ -38,8 +38,8 @@ from .clustering import initialize_netvlad
 from .config import ConfigError, ModelConfig, TrainConfig, from_dict
 from .datasets import DatasetError
 from .describe import Describer
-from .evaluation import recall_at_n, within
 from .distributed import Distributed, rank_device
+from .evaluation import recall_at_n, within
 from .mapping import prefetch
 from .mining import best_positive, hard_negatives, triplet_loss
 from .model import PlaceNet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
 from .geometry import Pose, Trajectory
 
 
@@ -37,7 +38,7 @@ class TransformBuffer:
         up_source, up_target = self._chain(source), self._chain(target)
         common = next((f for f, _ in up_source if f in {g for g, _ in up_target}), None)
         if common is None:
-            raise KeyError(f"frames {target!r} and {source!r} are not connected in /tf "
+            raise InputError(f"frames {target!r} and {source!r} are not connected in /tf "
                            f"(known frames: {', '.join(sorted(self.frames())) or 'none'})")
         root_to_source = self._to_ancestor(up_source, common, stamp_ns, tolerance_ns)
         root_to_target = self._to_ancestor(up_target, common, stamp_ns, tolerance_ns)

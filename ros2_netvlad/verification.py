@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .errors import InputError
+
 MIN_MATCHES = 8  # the fundamental matrix needs eight correspondences
 
 
@@ -15,7 +17,7 @@ class GeometricVerifier:
         elif method == "sift":
             self._detector, norm = cv2.SIFT_create(nfeatures=max_features), cv2.NORM_L2
         else:
-            raise ValueError(f"verification method must be orb or sift, got {method!r}")
+            raise InputError(f"verification method must be orb or sift, got {method!r}")
         self._matcher = cv2.BFMatcher(norm)
         self.ratio = ratio
 

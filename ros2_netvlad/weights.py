@@ -11,8 +11,8 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ import torch
 
 from . import __version__
 from .config import ArchConfig, from_dict
+from .errors import InputError
 from .model import PlaceNet, Preprocessing, build_model
 
 FORMAT = "ros2_netvlad.checkpoint"
 FORMAT_VERSION = 1
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
     """A weight file is missing, unreadable or does not fit the model; the message says which."""
 
 
@@ -56,7 +57,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Writes ``data`` to a temporary sibling and renames it over ``path``: readers see the old or
     the new file, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # os.open with 0o666, not mkstemp (0600): the umask decides, as for any file the user writes
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 import torch
 
+from .errors import InputError
 from .model import PlaceNet, Whitening
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def fit_pca_whitening(descriptors: np.ndarray, dim: int, eps: float = 1e-9) -> t
     x = np.ascontiguousarray(descriptors, dtype=np.float32)
     n, in_dim = x.shape
     if dim > min(n, in_dim):
-        raise ValueError(f"PCA to {dim} dims needs at least {dim} descriptors and input dims; "
+        raise InputError(f"PCA to {dim} dims needs at least {dim} descriptors and input dims; "
                          f"got {n} descriptors of {in_dim}-D (describe more images or lower the dims)")
     pca = faiss.PCAMatrix(in_dim, dim, -0.5, False)
     pca.epsilon = eps
@@ -39,7 +40,7 @@ def apply_whitening(model: PlaceNet, weight: np.ndarray, bias: np.ndarray, outpu
 
     dim, in_dim = weight.shape
     if in_dim != model.pool.output_dim:
-        raise ValueError(f"whitening expects {in_dim}-D input but NetVLAD gives {model.pool.output_dim}-D")
+        raise InputError(f"whitening expects {in_dim}-D input but NetVLAD gives {model.pool.output_dim}-D")
     layer = Whitening(in_dim, dim, output_dim)
     with torch.no_grad():
         layer.linear.weight.copy_(torch.from_numpy(np.asarray(weight, np.float32)))

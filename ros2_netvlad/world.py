@@ -14,6 +14,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from .errors import InputError
+
 # (photo, window as fractions x0, y0, x1, y1): big photos give two places each.
 PLACE_SOURCES: tuple[tuple[str, tuple[float, float, float, float]], ...] = (
     ("astronaut", (0, 0, 1, 1)), ("chelsea", (0, 0, 1, 1)), ("coffee", (0, 0, 1, 1)),
@@ -34,7 +36,7 @@ class Place:
 
 def places(count: int = len(PLACE_SOURCES)) -> list[Place]:
     if not 1 <= count <= len(PLACE_SOURCES):
-        raise ValueError(f"the demo world has 1..{len(PLACE_SOURCES)} places, asked for {count}")
+        raise InputError(f"the demo world has 1..{len(PLACE_SOURCES)} places, asked for {count}")
     return [Place(i, *PLACE_SOURCES[i]) for i in range(count)]
 
 

@@ -17,6 +17,13 @@ def photos() -> dict[str, np.ndarray]:
     return {name: getattr(skimage.data, name)() for name in ("astronaut", "chelsea", "coffee", "rocket")}
 
 
+@pytest.fixture(scope="session")
+def small_map(tmp_path_factory):
+    """A map of five demo places for the node tests (built once per session)."""
+    from nodeutil import make_small_map  # test helper module beside this file
+    return make_small_map(tmp_path_factory.mktemp("small_map"))
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -158,3 +158,34 @@ def test_resave_replaces_in_place(database, tmp_path):
     grown.save(path)
     assert len(MapDatabase.load(path)) == 203
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_saved_maps_and_checkpoints_honour_the_umask(database, tmp_path, umask):
+    """Another user, or a container under another uid, must be able to read a map (not 0700)."""
+    from conftest import random_vgg_model
+    from ros2_netvlad.weights import save
+
+    previous = os.umask(umask)
+    try:
+        path = database.save(tmp_path / "map")
+        checkpoint = save(random_vgg_model(num_clusters=2), tmp_path / "model.pt")
+    finally:
+        os.umask(previous)
+    assert (path.stat().st_mode & 0o777) == 0o777 & ~umask
+    for item in [*path.iterdir(), checkpoint]:
+        assert (item.stat().st_mode & 0o777) == 0o666 & ~umask, f"{item.name}: {oct(item.stat().st_mode)}"
+
+
+def test_search_settings_change_at_run_time():
+    data = unit_vectors(600, 32)
+    ivf = MapDatabase.create(32, DatabaseConfig(index="IVF8,Flat", nprobe=1))
+    ivf.add(data, entries(600))
+    ivf.search(data[:1], 1)  # trains the index
+    ivf.reconfigure(DatabaseConfig(index="IVF8,Flat", nprobe=8))
+    assert faiss.extract_index_ivf(ivf.index).nprobe == 8
+    exact_ids = np.argsort(-(data[:50] @ data.T), axis=1)[:, :1]
+    np.testing.assert_array_equal(ivf.search(data[:50], 1)[1], exact_ids)  # all lists probed: exact
+    hnsw = MapDatabase.create(32, DatabaseConfig(index="HNSW16", ef_search=16))
+    hnsw.reconfigure(DatabaseConfig(index="HNSW16", ef_search=200))
+    assert faiss.downcast_index(hnsw.index).hnsw.efSearch == 200

@@ -8,6 +8,7 @@ import pytest
 from conftest import random_vgg_model
 from ros2_netvlad.config import ConfigError, ModelConfig
 from ros2_netvlad.describe import Describer, describe_all
+from ros2_netvlad.errors import DeviceError
 
 CPU = ModelConfig(device="cpu", max_side=96)
 
@@ -80,9 +81,11 @@ def test_memory_format_does_not_change_results(describer, images):
 def test_device_and_precision_errors():
     import torch
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(DeviceError, match="CUDA is not available"):
             Describer(random_vgg_model(), ModelConfig(device="cuda"))
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+    with pytest.raises(DeviceError, match="model.device is 'cuda:99'"):  # here and on any GPU machine
+        Describer(random_vgg_model(), ModelConfig(device="cuda:99"))
+    with pytest.raises(DeviceError, match="fp16 needs a CUDA device"):
         Describer(random_vgg_model(), ModelConfig(device="cpu", precision="fp16"))
     with pytest.raises(ConfigError, match="model.precision"):
         ModelConfig(precision="int8")

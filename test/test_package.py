@@ -2,9 +2,12 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
+from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +44,24 @@ def test_console_scripts_are_installed():
     assert result.returncode == 0 and "MATLAB" in result.stdout
 
 
+def test_venv_prefix_has_the_ament_layout_launch_needs():
+    """`ros2 launch` (launch_ros) finds a node's executable as <get_package_prefix(pkg)>/lib/<pkg>/<name>;
+    `make install` links every console script there, so a launch stack pointed at the venv starts it."""
+    code = ("from ament_index_python.packages import get_package_prefix as g;"
+            "print(g('ros2_netvlad'))")
+    env = {**os.environ, "AMENT_PREFIX_PATH": sys.prefix}
+    prefix = Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                 check=True).stdout.strip())
+    scripts = sorted(e.name for e in metadata.distribution("ros2_netvlad").entry_points
+                     if e.group == "console_scripts")
+    assert "netvlad_localizer" in scripts
+    for name in scripts:
+        executable = prefix / "lib" / "ros2_netvlad" / name
+        assert executable.is_file() and os.access(executable, os.X_OK), f"{executable} missing (make install)"
+    result = subprocess.run([prefix / "lib" / "ros2_netvlad" / "build_map", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--bag" in result.stdout
+
+
 def test_import_weights_cli_reports_bad_files(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"junk")
@@ -65,3 +86,22 @@ def test_colcon_build_installs_the_ament_layout(tmp_path):
     assert (prefix / "share" / "ros2_netvlad" / "launch" / "localize.launch.py").is_file()
     assert (prefix / "share" / "ros2_netvlad" / "config" / "localize.yaml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "ros2_netvlad").is_file()
+
+
+def test_tools_report_errors_in_one_line_and_ctrl_c_quietly(tmp_path):
+    bin_dir = Path(sys.prefix) / "bin"
+    cases = [([bin_dir / "evaluate", "--map", str(tmp_path / "missing"), "--images", str(tmp_path), "--out",
+               str(tmp_path / "eval")], "evaluate: "),
+             ([bin_dir / "fit_pca", "--weights", str(tmp_path / "missing.pt"), "--images", str(tmp_path), "--out",
+               str(tmp_path / "o.pt"), "--device", "cuda:99"], "fit_pca: ")]
+    for command, prefix in cases:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(prefix), result.stderr
+    for delay in (0.3, 1.0):  # inside `import torch`, or in the tool's first steps
+        process = subprocess.Popen(cases[0][0], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        assert process.returncode in (2, 130)  # 2 when the tool finished its refusal before the signal

@@ -1,5 +1,6 @@
 """replay_bag: a bag written here arrives complete, in order and on time, through real rclpy."""
 
+import re
 import subprocess
 import time
 
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
+from rosutil import executable, ros_session, spin_until
 from sensor_msgs.msg import Image
 
-from rosutil import executable, ros_session, spin_until
 from ros2_netvlad import messages
 from ros2_netvlad.bags import BagWriter
 from ros2_netvlad.geometry import Pose
@@ -49,9 +50,11 @@ def test_replay_is_complete_ordered_and_timed(ros, tmp_path, storage):
             process.kill()
     assert received == list(range(COUNT)), "images must arrive complete and in order"
     assert odometry[:COUNT] == [float(i) for i in range(COUNT)]
-    gaps = np.diff(arrivals)
-    assert abs(np.median(gaps) - PERIOD_NS / 1e9) < 0.01 and np.percentile(gaps, 95) < 0.1
-    assert abs((arrivals[-1] - arrivals[0]) - (COUNT - 1) * PERIOD_NS / 1e9) < 0.2
+    # Paced like the bag. Bounds are one-sided and wide: a loaded machine may deliver late or in
+    # bursts, but a replayer that ignores the bag's timing (all at once, or at the wrong rate) fails.
+    nominal = (COUNT - 1) * PERIOD_NS / 1e9
+    assert 0.5 * PERIOD_NS / 1e9 < np.median(np.diff(arrivals)) < 1.5 * PERIOD_NS / 1e9
+    assert 0.8 * nominal < arrivals[-1] - arrivals[0] < nominal + 2.0
     last = 1_000_000_000 + (COUNT - 1) * PERIOD_NS  # /clock follows the bag's time to its last message
     spin_until(executor, lambda: clock and clock[-1].clock.sec * 10**9 + clock[-1].clock.nanosec == last, 5, "/clock")
 
@@ -61,9 +64,10 @@ def test_replay_rate_and_missing_topic(ros, tmp_path):
     with BagWriter(bag, "mcap") as writer:
         for i in range(10):
             writer.write("/odom", messages.odometry(Pose(), i * 100_000_000), i * 100_000_000)
-    start = time.monotonic()
-    fast = subprocess.run([executable("replay_bag"), str(bag), "--rate", "10"], capture_output=True, text=True, timeout=30)
-    assert fast.returncode == 0 and time.monotonic() - start < 10
+    fast = subprocess.run([executable("replay_bag"), str(bag), "--rate", "10"], capture_output=True, text=True, timeout=60)
+    assert fast.returncode == 0, fast.stderr
+    played = float(re.search(r"published 10 messages in ([0-9.]+) s", fast.stderr + fast.stdout).group(1))
+    assert 0.08 < played < 0.45, f"0.9 s of bag at rate 10 took {played} s"  # rate 1 would take 0.9 s
     missing = subprocess.run([executable("replay_bag"), str(bag), "--topics", "/nope"], capture_output=True,
                              text=True, timeout=30)
     assert missing.returncode == 2 and "no topics /nope; the bag has /odom" in missing.stderr

@@ -18,9 +18,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -28,11 +29,13 @@ from visualization_msgs.msg import MarkerArray
 from ..config import ConfigError
 from ..database import MapDatabase, MapError
 from ..describe import Describer
+from ..errors import InputError, NetVLADError
 from ..geometry import Pose
 from ..imaging import ImageDecodeError, message_to_rgb
 from ..localizer import Localizer
 from ..weights import WeightsError, checkpoint_bytes, fingerprint, load
-from . import conversions, params
+from . import conversions, params, topics
+from .shutdown import ShutdownSignals
 
 
 class LatestFrame:
@@ -72,10 +75,15 @@ class LocalizerNode(Node):
         self.processed = self.rejected = 0
         self._last_warning: dict[str, float] = {}
         self._map_lock = threading.Lock()  # the worker grows the map while ~/save_map writes it
+        self._saved_size, self._saved_at = len(self.database), time.monotonic()
+        self._last_image = self._silence_warned = time.monotonic()
         self._setup_ros()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="netvlad_worker", daemon=True)
         self._worker.start()
+        unknown = params.unknown_overrides(self)
+        if unknown:
+            self.get_logger().warning(f"ignoring unknown parameter(s): {', '.join(unknown)}")
         self.get_logger().info(f"ready: {self.node_config.mode} mode, map {self.node_config.map or '(new)'} "
                                f"with {len(self.database)} entries, {self.describer.device}")
 
@@ -85,8 +93,10 @@ class LocalizerNode(Node):
         map_dir = Path(config.map) if config.map else None
         if config.mode == "localize" and not map_dir.is_dir():
             raise MapError(f"map directory not found: {map_dir} (node.map)")
+        if model_config.weights and not Path(model_config.weights).is_file():
+            raise WeightsError(f"model.weights: {model_config.weights} not found")
         weights = model_config.weights or (str(map_dir / "model.pt") if map_dir else "")
-        if not weights or not Path(weights).exists():
+        if not weights or not Path(weights).is_file():
             raise WeightsError(f"model.weights is empty and {map_dir or 'no map'} has no model.pt; give model.weights")
         model = load(weights)
         describer = Describer(model, model_config)
@@ -102,8 +112,9 @@ class LocalizerNode(Node):
         images = qos_profile_sensor_data
         if self.node_config.image_reliability == "reliable":  # best effort drops fragments of big raw images
             images = QoSProfile(depth=qos_profile_sensor_data.depth, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(Image, "image", self._on_image, images)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_image, images)
+        self._image_subscriptions = [self.create_subscription(Image, "image", self._on_image, images),
+                                     self.create_subscription(CompressedImage, "image/compressed",
+                                                              self._on_image, images)]
         self._candidates_pub = self.create_publisher(PointCloud2, "~/loop_closures", 10)
         self._prior_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_prior", 10)
         self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
@@ -113,22 +124,29 @@ class LocalizerNode(Node):
             self.create_service(Trigger, "~/save_map", self._on_save_map)
         self.add_on_set_parameters_callback(self._on_parameters)
         self.create_timer(self.node_config.diagnostics_period, self._publish_diagnostics)
+        self.create_timer(1.0, self._housekeeping)
 
     # --- callbacks (short: store and return) ------------------------------------------------------
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        self._mailbox.put((msg, time.monotonic()))
+        self._last_image = time.monotonic()
+        self._mailbox.put((msg, self._last_image))
 
     def _on_odometry(self, msg: Odometry) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
         self._odometry.append((conversions.stamp_to_ns(msg.header.stamp), Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))))
 
     def _on_parameters(self, changed: list) -> SetParametersResult:
+        """Every writable parameter takes effect here; read-only ones never reach this callback."""
         try:
             localizer = params.updated(self.localizer.config, "localizer", changed)
+            keyframes = params.updated(self.localizer.keyframes, "keyframes", changed)
+            database = params.updated(self.database.config, "database", changed)
             node = params.updated(self.node_config, "node", changed)
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
-        self.localizer.reconfigure(localizer)
+        with self._map_lock:  # the worker may be searching right now
+            self.localizer.reconfigure(localizer, keyframes)
+            self.database.reconfigure(database)
         self.node_config = node
         return SetParametersResult(successful=True)
 
@@ -136,7 +154,7 @@ class LocalizerNode(Node):
         try:
             path = self.save_map()
             response.success, response.message = True, f"saved {len(self.database)} entries to {path}"
-        except (OSError, MapError, ValueError) as error:
+        except (OSError, NetVLADError) as error:
             response.success, response.message = False, f"save failed: {error}"
         return response
 
@@ -219,35 +237,75 @@ class LocalizerNode(Node):
             f"{self.get_name()}: place recognition", values["device"], values, level, message,
             self.get_clock().now().to_msg()))
 
+    def _housekeeping(self) -> None:
+        now, timeout = time.monotonic(), self.node_config.image_timeout
+        first = self._silence_warned <= self._last_image  # not yet warned about this silence
+        # warn after `timeout` seconds of silence, then at most every 30 s while it lasts
+        if timeout and now - self._last_image >= timeout and (first or now - self._silence_warned >= max(timeout, 30)):
+            self._silence_warned = now
+            self.get_logger().warning(topics.silence_report(self, self._image_subscriptions, now - self._last_image))
+        period = self.node_config.autosave_period
+        if period and self._grows_map and now - self._saved_at >= period and len(self.database) != self._saved_size:
+            try:
+                self.get_logger().info(f"autosaved {len(self.database)} entries to {self.save_map()}")
+            except (OSError, NetVLADError) as error:
+                self.get_logger().error(f"autosave failed, the map in memory is kept: {error}")
+
+    @property
+    def _grows_map(self) -> bool:
+        return self.node_config.mode == "loop_closure" and bool(self.node_config.map)
+
     def save_map(self) -> Path:
         if not self.node_config.map:
-            raise ValueError("node.map is empty: nowhere to save")
+            raise InputError("node.map is empty: nowhere to save")
         with self._map_lock:
-            return self.database.save(self.node_config.map)
+            size, path = len(self.database), self.database.save(self.node_config.map)
+        self._saved_size, self._saved_at = size, time.monotonic()
+        return path
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Stops the worker and saves a grown map; False when that save failed (the reason is logged).
+        Logs only while the ROS context is alive, i.e. before rclpy shuts down."""
         self._running = False
-        self._worker.join(timeout=5.0)
-        if self.node_config.mode == "loop_closure" and self.node_config.map:
+        self._worker.join(timeout=30.0)  # one inference at most; the save below waits for the map lock anyway
+        if not self._grows_map or (len(self.database) == self._saved_size and Path(self.node_config.map).is_dir()):
+            return True
+        try:
             path = self.save_map()
-            self.get_logger().info(f"map saved to {path} ({len(self.database)} entries)")
+        except (OSError, NetVLADError) as error:
+            self.get_logger().error(f"could not save the map to {self.node_config.map}: {error}")
+            return False
+        self.get_logger().info(f"map saved to {path} ({len(self.database)} entries)")
+        return True
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
+    """Runs the node until SIGINT/SIGTERM. Exit codes: 0 after a clean stop, 2 when it refuses to start
+    (one line saying why), 1 when a grown map could not be saved."""
+    signals = ShutdownSignals("netvlad_localizer").install()
+    node = executor = None
     code = 0
     try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = LocalizerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, name="ros_executor", daemon=True)
+        signals.running()
+        spinner.start()
+        signals.wait(alive=spinner.is_alive)  # returns early if a callback crashed the executor
+    except KeyboardInterrupt:  # a signal while starting: nothing to save yet
         pass
-    except (ConfigError, MapError, WeightsError) as error:
+    except NetVLADError as error:
         print(f"netvlad_localizer: refusing to start: {error}", file=sys.stderr)
         code = 2
     finally:
+        signals.running()
         if node is not None:
-            node.close()
+            code = code or (0 if node.close() else 1)
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     return code

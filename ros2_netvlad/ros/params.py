@@ -4,13 +4,13 @@ ranges and read-only flags from the fields' metadata."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
-from ..config import (ConfigError, DatabaseConfig, KeyframeConfig, LocalizerConfig, ModelConfig, NodeConfig,
-                      from_dict)
+from ..config import ConfigError, DatabaseConfig, KeyframeConfig, LocalizerConfig, ModelConfig, NodeConfig, from_dict
 
 SECTIONS: dict[str, type] = {"node": NodeConfig, "model": ModelConfig, "database": DatabaseConfig,
                              "localizer": LocalizerConfig, "keyframes": KeyframeConfig}
@@ -53,3 +53,26 @@ def updated(config: Any, section: str, parameters: list) -> Any:
     if not changes:
         return config
     return from_dict(type(config), {**dataclasses.asdict(config), **changes}, section)
+
+
+# Parameters rclpy itself understands; anything else a params file or -p gives must be one of ours.
+_ROS_OWN = ("use_sim_time", "qos_overrides.", "start_type_description_service")
+
+
+def unknown_overrides(node: Node) -> list[str]:
+    """Names given in a params file or with -p that no section declares (a typo such as
+    localizer.topk would otherwise be dropped silently), each with the closest known name."""
+    given = getattr(node, "_parameter_overrides", {})  # rclpy has no public accessor (Humble..Kilted)
+    known = [f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    unknown = sorted(n for n in given if n not in known and not n.startswith(_ROS_OWN))
+    notes = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        notes.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return notes
+
+
+def writable(section: str) -> list[str]:
+    """The dotted names of a section's parameters that may change at run time."""
+    return [f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section])
+            if not f.metadata.get("read_only", False)]

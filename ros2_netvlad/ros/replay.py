@@ -18,6 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from ..bags import BagError, open_bag
+from ..errors import InputError, NetVLADError
 
 
 def message_class(msgtype: str):
@@ -31,7 +32,7 @@ class BagReplayer(Node):
                  loop: bool = False, clock: bool = False, reliable: bool = True) -> None:
         super().__init__("replay_bag")
         if rate <= 0:
-            raise ValueError(f"--rate must be > 0, got {rate}")
+            raise InputError(f"--rate must be > 0, got {rate}")
         self.bag, self.topics, self.rate, self.offset_ns = bag, topics, rate, int(start_offset * 1e9)
         self.loop, self.published = loop, 0
         self.on_publish = None  # optional callback(bag timestamp ns) right after each publish
@@ -109,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                            not args.best_effort)
         if args.wait_for_subscribers and not node.subscribers_ready(args.wait_for_subscribers):
             node.get_logger().warning("not every topic has a subscriber; playing anyway")
+        began = time.monotonic()
         count = node.play()
-        node.get_logger().info(f"published {count} messages")
+        node.get_logger().info(f"published {count} messages in {time.monotonic() - began:.3f} s")
         node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (BagError, ValueError) as error:
+    except NetVLADError as error:
         print(f"replay_bag: {error}", file=sys.stderr)
         code = 2
     finally:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bags import BagError, PoseLookup, frames, open_bag, stamp_ns
-from ..database import MapDatabase, MapError
+from ..bags import PoseLookup, frames, open_bag, stamp_ns
+from ..database import MapDatabase
+from ..errors import NetVLADError, edge
 from ..evaluation import retrieval_metrics
 from ..geometry import angle_between
 from ..report import summary_table, write_report
-
 
 
 def default_params_file() -> Path:
@@ -74,9 +74,9 @@ def replay_evaluate(map_dir: Path, bag: Path, image_topic: str, poses: PoseLooku
                     threshold: float = 25.0, params: Path | None = None, device: str = "auto", max_side: int = 640,
                     top_k: int = 20, ready_timeout: float = 180.0) -> dict:
     import rclpy
+    from geometry_msgs.msg import PoseWithCovarianceStamped
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import PointCloud2
-    from geometry_msgs.msg import PoseWithCovarianceStamped
 
     from .conversions import cloud_to_candidates
     from .replay import BagReplayer
@@ -129,10 +129,10 @@ def _wait_ready(node, replayer, recorder, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if node.poll() is not None:
-            raise RuntimeError(f"the node exited with code {node.returncode}: {log.read_text()[-2000:]}")
+            raise NetVLADError(f"the node exited with code {node.returncode}: {log.read_text()[-2000:]}")
         if replayer.subscribers_ready(0.1) and recorder.count_publishers("/netvlad_localizer/loop_closures") > 0:
             return
-    raise TimeoutError(f"the node did not come up within {timeout:.0f} s (see {log})")
+    raise NetVLADError(f"the node did not come up within {timeout:.0f} s (see {log})")
 
 
 def _drain(received: dict, published: dict, node, quiet: float = 3.0, limit: float = 120.0) -> None:
@@ -149,7 +149,7 @@ def _drain(received: dict, published: dict, node, quiet: float = 3.0, limit: flo
 def _score(database, truth, published, received, tables, priors, duration, threshold, out, name) -> dict:
     processed = [s for s in published if s in received and s in truth]
     if not processed:
-        raise RuntimeError("the node produced no output for the replayed images (see node.log)")
+        raise NetVLADError("the node produced no output for the replayed images (see node.log)")
     k = max((len(tables[s]) for s in processed), default=1) or 1
     positions = np.full((len(processed), k, 3), np.nan)
     scores = np.full((len(processed), k), -np.inf)
@@ -190,6 +190,7 @@ def _prior_errors(priors: dict, truth: dict) -> dict:
     return out
 
 
+@edge("replay_eval")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="replay_eval", description=__doc__)
     p.add_argument("--map", required=True, type=Path)
@@ -209,13 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     # A ROS domain of our own, so the evaluation neither hears nor disturbs a running robot.
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
     os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="replay_eval_log_"))
-    try:
-        metrics = replay_evaluate(args.map, args.bag, args.image_topic,
-                                  PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None),
-                                  args.out, args.rate, args.threshold, args.params, args.device, args.max_side)
-    except (BagError, MapError, ValueError, RuntimeError, TimeoutError) as error:
-        print(f"replay_eval: {error}", file=sys.stderr)
-        return 2
+    metrics = replay_evaluate(args.map, args.bag, args.image_topic,
+                              PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None),
+                              args.out, args.rate, args.threshold, args.params, args.device, args.max_side)
     print(summary_table(metrics))
     print(f"processed {metrics['processed_frames']}/{metrics['published_frames']} frames, latency p50 "
           f"{metrics['latency_p50_ms']:.0f} ms / p95 {metrics['latency_p95_ms']:.0f} ms")

@@ -8,15 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import BagError, PoseLookup
-from ..config import (BACKBONES, ArchConfig, ConfigError, DatabaseConfig, KeyframeConfig, ModelConfig,
-                      load_yaml_section)
-from ..database import MapError
-from ..datasets import DatasetError
+from ..bags import PoseLookup
+from ..config import BACKBONES, ArchConfig, DatabaseConfig, KeyframeConfig, ModelConfig, load_yaml_section
 from ..distributed import Distributed
+from ..errors import edge
 from ..mapping import BagSource, BuildOptions, FolderSource, build_map
 from ..model import build_model
-from ..weights import WeightsError, load
+from ..weights import load
 
 
 def parser() -> argparse.ArgumentParser:
@@ -75,22 +73,19 @@ def sources_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> list:
     return [BagSource(Path(bag), args.image_topic, poses) for bag in args.bag]
 
 
+@edge("build_map")
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if bool(args.weights) == bool(args.backbone):
         p.error("give exactly one of --weights and --backbone")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        sources, options = sources_from(args, p), options_from(args)
-        model = load(args.weights, trusted=args.trust_weights) if args.weights else \
-            build_model(ArchConfig(args.backbone, args.num_clusters), pretrained=True)
-        if args.output_dim:
-            model.truncate(args.output_dim)
-        report = build_map(args.out, sources, model, options, Distributed.from_environment())
-    except (BagError, ConfigError, DatasetError, MapError, WeightsError, ValueError, KeyError) as error:
-        print(f"build_map: {error}", file=sys.stderr)
-        return 2
+    sources, options = sources_from(args, p), options_from(args)
+    model = load(args.weights, trusted=args.trust_weights) if args.weights else \
+        build_model(ArchConfig(args.backbone, args.num_clusters), pretrained=True)
+    if args.output_dim:
+        model.truncate(args.output_dim)
+    report = build_map(args.out, sources, model, options, Distributed.from_environment())
     if report.path is not None:
         print(report.summary())
     return 0

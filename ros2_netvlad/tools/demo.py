@@ -7,8 +7,10 @@ import logging
 import sys
 
 from ..demo import DemoConfig, run_demo, summary_text
+from ..errors import edge
 
 
+@edge("demo")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__)
     parser.add_argument("--out", default="demo_output", help="output directory (re-used: the world and maps are kept)")

@@ -7,15 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import BagError, PoseLookup
-from ..config import ConfigError, ModelConfig
-from ..database import MapError
-from ..datasets import DatasetError, folder_images, load_mat, mat_images
+from ..bags import PoseLookup
+from ..config import ModelConfig
+from ..datasets import folder_images, load_mat, mat_images
+from ..errors import edge
 from ..offline_eval import bag_queries, evaluate, folder_queries
 from ..report import summary_table
-from ..weights import WeightsError
 
 
+@edge("evaluate")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__)
     p.add_argument("--map", required=True, type=Path, help="map directory (its model.pt describes the queries)")
@@ -36,23 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if sum(x is not None for x in (args.bag, args.images, args.mat)) != 1:
         p.error("give exactly one query set: --bag, --images or --mat")
-    try:
-        if args.bag:
-            if not args.image_topic or bool(args.pose_topic) == bool(args.tf_frames):
-                p.error("--bag needs --image-topic and one of --pose-topic / --tf-frames")
-            queries = bag_queries(args.bag, args.image_topic,
-                                  PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None))
-        elif args.images:
-            queries = folder_queries(folder_images(args.images, args.poses))
-        else:
-            if not args.image_root:
-                p.error("--mat needs --image-root")
-            queries = folder_queries(mat_images(load_mat(args.mat), args.image_root))
-        metrics = evaluate(args.map, queries, args.out, args.threshold,
-                           ModelConfig(device=args.device, max_side=args.max_side), progress=not args.no_progress)
-    except (BagError, ConfigError, DatasetError, MapError, WeightsError, ValueError) as error:
-        print(f"evaluate: {error}", file=sys.stderr)
-        return 2
+    if args.bag:
+        if not args.image_topic or bool(args.pose_topic) == bool(args.tf_frames):
+            p.error("--bag needs --image-topic and one of --pose-topic / --tf-frames")
+        queries = bag_queries(args.bag, args.image_topic,
+                              PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None))
+    elif args.images:
+        queries = folder_queries(folder_images(args.images, args.poses))
+    else:
+        if not args.image_root:
+            p.error("--mat needs --image-root")
+        queries = folder_queries(mat_images(load_mat(args.mat), args.image_root))
+    metrics = evaluate(args.map, queries, args.out, args.threshold,
+                       ModelConfig(device=args.device, max_side=args.max_side), progress=not args.no_progress)
     print(summary_table(metrics))
     print(f"report: {args.out / 'report.md'}")
     return 0

@@ -8,12 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import BagError, image_messages
+from ..bags import image_messages
 from ..config import ModelConfig
-from ..datasets import DatasetError, IMAGE_SUFFIXES, read_rgb
+from ..datasets import IMAGE_SUFFIXES, DatasetError, read_rgb
 from ..describe import Describer
+from ..errors import edge
 from ..imaging import ImageDecodeError, message_to_rgb
-from ..weights import WeightsError, load, save
+from ..weights import load, save
 from ..whitening import apply_whitening, fit_pca_whitening, pooled_descriptors
 
 
@@ -34,6 +35,7 @@ def images_from(args: argparse.Namespace):
     return decoded()
 
 
+@edge("fit_pca")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fit_pca", description=__doc__)
     p.add_argument("--weights", required=True, help="checkpoint (its NetVLAD layer is whitened)")
@@ -50,16 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.images) == bool(args.bag) or (args.bag and not args.image_topic):
         p.error("give --images DIR, or --bag with --image-topic")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        model = load(args.weights)
-        describer = Describer(model, ModelConfig(device=args.device, max_side=args.max_side))
-        images = itertools.islice(images_from(args), args.max_images)
-        pooled = pooled_descriptors(model, describer, images)
-        weight, bias = fit_pca_whitening(pooled, args.dim)
-        apply_whitening(model, weight, bias, args.output_dim)
-    except (BagError, DatasetError, WeightsError, ValueError) as error:
-        print(f"fit_pca: {error}", file=sys.stderr)
-        return 2
+    model = load(args.weights)
+    describer = Describer(model, ModelConfig(device=args.device, max_side=args.max_side))
+    images = itertools.islice(images_from(args), args.max_images)
+    pooled = pooled_descriptors(model, describer, images)
+    weight, bias = fit_pca_whitening(pooled, args.dim)
+    apply_whitening(model, weight, bias, args.output_dim)
     save(model, args.out, source=str(args.weights), pca_images=len(pooled))
     print(f"wrote {args.out}: whitening {model.pool.output_dim}-D → {args.dim}-D fitted on {len(pooled)} images, "
           f"descriptor {model.output_dim}-D")

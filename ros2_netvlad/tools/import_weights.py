@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..weights import WeightsError, fingerprint, load, save
+from ..errors import edge
+from ..weights import fingerprint, load, save
 
 
+@edge("import_weights")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="import_weights",
@@ -20,13 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust-weights", action="store_true",
                         help="allow full unpickling of old checkpoints (only for files you trust)")
     args = parser.parse_args(argv)
-    try:
-        model = load(args.source, trusted=args.trust_weights)
-        if args.output_dim:
-            model.truncate(args.output_dim)
-    except (WeightsError, ValueError) as error:
-        print(f"import_weights: {error}", file=sys.stderr)
-        return 2
+    model = load(args.source, trusted=args.trust_weights)
+    if args.output_dim:
+        model.truncate(args.output_dim)
     path = save(model, args.out, source=str(args.source))
     arch = model.arch
     print(f"wrote {path}: {arch.backbone}, K={arch.num_clusters}, D={model.feature_dim}, "

@@ -12,14 +12,14 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import BagError, PoseLookup
-from ..config import BACKBONES, ArchConfig, ConfigError, KeyframeConfig, TrainConfig, load_yaml_section
-from ..datasets import DatasetError
+from ..bags import PoseLookup
+from ..config import BACKBONES, ArchConfig, KeyframeConfig, TrainConfig, load_yaml_section
 from ..distributed import Distributed
+from ..errors import edge
 from ..model import build_model
 from ..placesets import Split, from_mat, from_sources, source_from_path
 from ..training import Trainer, check_resumable, read_training_checkpoint
-from ..weights import WeightsError, load
+from ..weights import load
 
 log = logging.getLogger("train")
 
@@ -101,6 +101,7 @@ def splits(args: argparse.Namespace, p: argparse.ArgumentParser, config: TrainCo
     return train, val
 
 
+@edge("train")
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -108,26 +109,22 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give exactly one of --backbone, --weights and --resume")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     distributed = Distributed.from_environment()
-    try:
-        checkpoint = saved = None
-        if args.resume:
-            model, saved, checkpoint = read_training_checkpoint(args.resume)
-            config = train_config(args, saved)
-            check_resumable(saved, config)
-        else:
-            config = train_config(args, None)
-            model = load(args.weights) if args.weights else build_model(
-                ArchConfig(args.backbone, args.num_clusters), pretrained=True, backbone_weights=args.backbone_weights)
-        train, val = splits(args, p, config)
-        trainer = Trainer(model, train, val, config, args.out, args.device, distributed, not args.no_progress)
-        if checkpoint is not None:
-            trainer.resume(checkpoint)
-        elif args.backbone or args.init_clusters:
-            trainer.initialize_clusters()
-        history = trainer.fit()
-    except (BagError, ConfigError, DatasetError, WeightsError, ValueError, KeyError, OSError) as error:
-        print(f"train: {error}", file=sys.stderr)
-        return 2
+    checkpoint = saved = None
+    if args.resume:
+        model, saved, checkpoint = read_training_checkpoint(args.resume)
+        config = train_config(args, saved)
+        check_resumable(saved, config)
+    else:
+        config = train_config(args, None)
+        model = load(args.weights) if args.weights else build_model(
+            ArchConfig(args.backbone, args.num_clusters), pretrained=True, backbone_weights=args.backbone_weights)
+    train, val = splits(args, p, config)
+    trainer = Trainer(model, train, val, config, args.out, args.device, distributed, not args.no_progress)
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+    elif args.backbone or args.init_clusters:
+        trainer.initialize_clusters()
+    history = trainer.fit()
     if distributed.rank == 0:
         best = max(history, key=lambda row: (row["recall@5"], row["recall@1"]))
         print(f"trained {history[-1]['epoch']} epochs; best validation R@1/5/10 "

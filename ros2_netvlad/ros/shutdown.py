@@ -1,0 +1,50 @@
+"""SIGINT and SIGTERM → one orderly shutdown that nothing interrupts.
+
+rclpy's own handlers shut the context down at the first signal and let the next one raise
+KeyboardInterrupt wherever the main thread happens to be, e.g. in the middle of saving a map. Here
+the first signal only asks for a shutdown; the ones after it (a terminal and `ros2 launch` both send
+SIGINT, impatient users press Ctrl-C twice) are acknowledged and otherwise ignored, so the final
+save always completes. Before the node is up there is nothing to save, and a signal simply aborts
+the start (as KeyboardInterrupt).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Callable
+
+
+class ShutdownSignals:
+    def __init__(self, program: str) -> None:
+        self.program = program
+        self.requested = threading.Event()
+        self._running = False
+
+    def install(self) -> "ShutdownSignals":
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, self._on_signal)
+        return self
+
+    def running(self) -> None:
+        """The node is up: from now on a signal requests a shutdown instead of aborting."""
+        self._running = True
+
+    def wait(self, alive: Callable[[], bool], poll: float = 0.25) -> None:
+        """Blocks until a shutdown is requested or ``alive()`` turns false. Polls, because a signal
+        delivered to another thread wakes the main thread only at its next timeout."""
+        while alive() and not self.requested.wait(poll):
+            pass
+        self.running()  # whatever ended the wait, signals from here on must not interrupt the shutdown
+
+    def _on_signal(self, number: int, _frame) -> None:
+        if not self._running:
+            raise KeyboardInterrupt
+        name = signal.Signals(number).name
+        if self.requested.is_set():
+            message = f"[{self.program}] {name} again: already shutting down, finishing the map save first\n"
+        else:
+            message = f"[{self.program}] {name}: shutting down\n"
+        self.requested.set()
+        os.write(2, message.encode())  # not logging: a handler may run while a logging lock is held
