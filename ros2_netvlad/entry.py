@@ -9,50 +9,39 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Callable
 
 from .errors import EXIT_INTERRUPTED
 
-
-def _run(program: str, module: str, interrupted_code: int = EXIT_INTERRUPTED) -> None:
-    try:
-        main = importlib.import_module(module).main
-    except KeyboardInterrupt:
-        print(f"{program}: interrupted while starting", file=sys.stderr)
-        sys.exit(interrupted_code)
-    sys.exit(main())
+# console script → module whose main(argv=None) it runs
+PROGRAMS = {"netvlad_localizer": "ros2_netvlad.ros.node", "replay_bag": "ros2_netvlad.ros.replay",
+            "replay_eval": "ros2_netvlad.ros.replay_eval", "import_weights": "ros2_netvlad.tools.import_weights",
+            "build_map": "ros2_netvlad.tools.build_map", "evaluate": "ros2_netvlad.tools.evaluate",
+            "train": "ros2_netvlad.tools.train", "fit_pca": "ros2_netvlad.tools.fit_pca",
+            "demo": "ros2_netvlad.tools.demo"}
 
 
-def netvlad_localizer() -> None:
-    _run("netvlad_localizer", "ros2_netvlad.ros.node", interrupted_code=0)  # Ctrl-C is how a node stops
+def _entry_point(program: str) -> Callable[[], None]:
+    # Ctrl-C is how a node stops, so the node reports it as success; tools use the shell's convention.
+    interrupted_code = 0 if program == "netvlad_localizer" else EXIT_INTERRUPTED
+
+    def run() -> None:
+        try:
+            main = importlib.import_module(PROGRAMS[program]).main
+        except KeyboardInterrupt:
+            print(f"{program}: interrupted while starting", file=sys.stderr)
+            sys.exit(interrupted_code)
+        sys.exit(main())
+    run.__name__ = program
+    return run
 
 
-def replay_bag() -> None:
-    _run("replay_bag", "ros2_netvlad.ros.replay")
-
-
-def replay_eval() -> None:
-    _run("replay_eval", "ros2_netvlad.ros.replay_eval")
-
-
-def import_weights() -> None:
-    _run("import_weights", "ros2_netvlad.tools.import_weights")
-
-
-def build_map() -> None:
-    _run("build_map", "ros2_netvlad.tools.build_map")
-
-
-def evaluate() -> None:
-    _run("evaluate", "ros2_netvlad.tools.evaluate")
-
-
-def train() -> None:
-    _run("train", "ros2_netvlad.tools.train")
-
-
-def fit_pca() -> None:
-    _run("fit_pca", "ros2_netvlad.tools.fit_pca")
-
-
-def demo() -> None:
-    _run("demo", "ros2_netvlad.tools.demo")
+netvlad_localizer = _entry_point("netvlad_localizer")
+replay_bag = _entry_point("replay_bag")
+replay_eval = _entry_point("replay_eval")
+import_weights = _entry_point("import_weights")
+build_map = _entry_point("build_map")
+evaluate = _entry_point("evaluate")
+train = _entry_point("train")
+fit_pca = _entry_point("fit_pca")
+demo = _entry_point("demo")

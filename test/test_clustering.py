@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_netvlad.clustering import (ASSIGNMENT_RATIO, assignment_alpha, initialize_netvlad,
-                                     kmeans_centroids, sample_local_features)
+from ros2_netvlad.clustering import (
+    ASSIGNMENT_RATIO,
+    assignment_alpha,
+    initialize_netvlad,
+    kmeans_centroids,
+    sample_local_features,
+)
 from ros2_netvlad.config import ArchConfig, ModelConfig
 from ros2_netvlad.describe import Describer
 from ros2_netvlad.model import build_model

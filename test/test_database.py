@@ -164,6 +164,7 @@ def test_resave_replaces_in_place(database, tmp_path):
 def test_saved_maps_and_checkpoints_honour_the_umask(database, tmp_path, umask):
     """Another user, or a container under another uid, must be able to read a map (not 0700)."""
     from conftest import random_vgg_model
+
     from ros2_netvlad.weights import save
 
     previous = os.umask(umask)

@@ -4,8 +4,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from conftest import random_vgg_model
+
 from ros2_netvlad.config import ConfigError, ModelConfig
 from ros2_netvlad.describe import Describer, describe_all
 from ros2_netvlad.errors import DeviceError

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import scipy.io
-
 from rosutil import configure_environment
+
 from ros2_netvlad import world
 from ros2_netvlad.demo import DemoConfig, run_demo, summary_text
 from ros2_netvlad.tools import evaluate

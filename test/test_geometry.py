@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from ros2_netvlad.geometry import (Pose, Trajectory, angle_between, average_quaternions, geodetic_to_enu,
-                                   slerp, yaw_quaternion)
+from ros2_netvlad.geometry import (
+    Pose,
+    Trajectory,
+    angle_between,
+    average_quaternions,
+    geodetic_to_enu,
+    slerp,
+    yaw_quaternion,
+)
 from ros2_netvlad.transforms import TransformBuffer
 
 

@@ -12,9 +12,10 @@ import pytest
 
 pytest.importorskip("launch_ros", reason="launch_ros comes with a ROS 2 install, not with PyPI wheels")
 
-from launch import LaunchContext  # noqa: E402
 from launch.actions import DeclareLaunchArgument  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
+
+from launch import LaunchContext  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "localize.launch.py"
 

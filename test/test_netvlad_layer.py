@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ros2_netvlad.model import Normalize, NetVLAD, Preprocessing, Whitening
+from ros2_netvlad.model import NetVLAD, Normalize, Preprocessing, Whitening
 
 
 def vlad_reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, centroids: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ from std_srvs.srv import Trigger
 
 from ros2_netvlad import world
 from ros2_netvlad.database import MapDatabase
-from ros2_netvlad.ros.node import LatestFrame
 from ros2_netvlad.ros.conversions import cloud_to_candidates, ns_to_stamp, rgb_to_image
+from ros2_netvlad.ros.node import LatestFrame
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,19 @@ loses a grown map, autosave, parameters files under a namespace, run-time parame
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import time
 
 import faiss
 import pytest
 import yaml
+from nodeutil import PLACES, Client, drive, publish_odometry, query_view
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter
+from rosutil import PARAMS, ros_session, spin_until, start_node, stop
 from sensor_msgs.msg import CompressedImage
 
-from nodeutil import PLACES, Client, drive, publish_odometry, query_view
-from rosutil import PARAMS, ros_session, spin_until, start_node, stop
 from ros2_netvlad.database import MapDatabase
 from ros2_netvlad.ros import params
 from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_compressed
@@ -53,8 +52,9 @@ def assert_quiet(log_text: str) -> None:
 
 
 @pytest.mark.parametrize("signals, gap", [((signal.SIGINT,), 0.0), ((signal.SIGINT, signal.SIGINT), 0.1),
-                                          ((signal.SIGINT, signal.SIGINT), 0.0), ((signal.SIGTERM,), 0.0)],
-                         ids=["sigint", "double-sigint-0.1s", "double-sigint-at-once", "sigterm"])
+                                          ((signal.SIGINT, signal.SIGINT), 0.0), ((signal.SIGINT, signal.SIGINT), 1.0),
+                                          ((signal.SIGTERM,), 0.0)],
+                         ids=["sigint", "double-sigint-0.1s", "double-sigint-at-once", "double-sigint-1s", "sigterm"])
 def test_signals_never_lose_a_grown_map(ros, small_map, tmp_path, signals, gap):
     new_map, log = tmp_path / "online_map", tmp_path / "node.log"
     process = loop_closure_node(small_map, new_map, log, **{"node.autosave_period": 0.0})

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-
 from conftest import random_vgg_model
+
 from ros2_netvlad import world
 from ros2_netvlad.config import ArchConfig, ConfigError, TrainConfig
 from ros2_netvlad.datasets import DatasetError

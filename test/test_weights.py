@@ -7,8 +7,8 @@ import pytest
 import scipy.io
 import torch
 import torch.nn.functional as F
-
 from conftest import random_vgg_model
+
 from ros2_netvlad import weights
 from ros2_netvlad.config import ModelConfig
 from ros2_netvlad.describe import Describer

@@ -1,11 +1,11 @@
 """PCA whitening: the layer equals faiss's PCA transform followed by L2, truncation included."""
 
+import faiss
 import numpy as np
 import pytest
-import faiss
 import torch
-
 from conftest import random_vgg_model
+
 from ros2_netvlad.config import ModelConfig
 from ros2_netvlad.describe import Describer
 from ros2_netvlad.weights import load, save

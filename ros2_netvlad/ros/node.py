@@ -308,6 +308,7 @@ def main(args: list[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        signals.ignore()  # all saved; a late Ctrl-C must not turn a clean exit into death by SIGINT (-2)
     return code
 
 

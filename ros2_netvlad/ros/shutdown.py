@@ -27,6 +27,14 @@ class ShutdownSignals:
             signal.signal(number, self._on_signal)
         return self
 
+    def ignore(self) -> None:
+        """Everything is saved and shut down; only interpreter teardown (about a second, with torch
+        and DDS) is left. rclpy.try_shutdown resets the handlers to the default (a late Ctrl-C would
+        then end the process as killed by SIGINT), and Python resets its own handlers early in
+        teardown, but it leaves an ignored signal ignored. SIGKILL still ends a teardown that hangs."""
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+
     def running(self) -> None:
         """The node is up: from now on a signal requests a shutdown instead of aborting."""
         self._running = True

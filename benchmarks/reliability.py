@@ -1,0 +1,235 @@
+"""Reliability trials for a map grown online (loop_closure mode): does any signal sequence lose it?
+
+Three kinds of trial, each with the real node as a subprocess over Fast DDS:
+  signals    the node adds keyframes, then gets SIGINT, SIGINT twice (0 / 0.05 / 0.1 / 0.3 / 1 s apart)
+             or SIGTERM; a trial passes when it exits 0 without a traceback and the saved map holds
+             every keyframe.
+  autosave   keyframes arrive every 0.5 s with node.autosave_period P; SIGKILL at a random moment;
+             the loss is what the node held minus what the map on disk holds, in seconds of driving
+             (bound: P plus one save).
+  kill-save  a process saves a growing map in a loop and is SIGKILLed at random moments; the map on
+             disk must always load, holding either the previous or the new count.
+Run: `make install && .venv/bin/python benchmarks/reliability.py [--trials 3]` (about 5 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PATTERNS = {"SIGINT": [signal.SIGINT], "SIGTERM": [signal.SIGTERM],
+            **{f"SIGINT x2 {gap:g} s": [signal.SIGINT, gap, signal.SIGINT] for gap in (0.0, 0.05, 0.1, 0.3, 1.0)}}
+
+
+def build_weights(root: Path) -> Path:
+    from ros2_netvlad import world
+    from ros2_netvlad.bags import PoseLookup
+    from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
+    from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
+    from ros2_netvlad.model import build_model
+
+    world.write_traversal(root / "bag", world.places(6), seed=1)
+    options = BuildOptions(model=ModelConfig(device="cpu", max_side=160), keyframes=KeyframeConfig(min_distance=5.0),
+                           fit_clusters=True, progress=False)
+    build_map(root / "map", [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
+              build_model(ArchConfig("efficientnet_lite0", 8), pretrained=True), options)
+    return root / "map" / "model.pt"
+
+
+class Robot:
+    """Camera + odometry publisher and loop-closure listener, in this process, under a namespace of
+    its own for each trial (a killed node's endpoints linger in the graph for a while)."""
+
+    def __init__(self, namespace: str) -> None:
+        import rclpy
+        from nav_msgs.msg import Odometry
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import CompressedImage, PointCloud2
+
+        if not rclpy.ok():
+            rclpy.init()
+        self.namespace = namespace
+        self.node = rclpy.create_node("reliability_robot", namespace=namespace)
+        self.images = self.node.create_publisher(CompressedImage, "image/compressed", 10)
+        self.odom = self.node.create_publisher(Odometry, "odom", 50)
+        self.answered: set[int] = set()
+        self.node.create_subscription(PointCloud2, "netvlad_localizer/loop_closures", lambda m: self.answered.add(
+            m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), 50)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+    def spin_until(self, condition, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return False
+
+    def keyframe(self, k: int) -> bool:
+        """Odometry 10 m further, then an image at the same stamp until the node answers it."""
+        import numpy as np
+        from nav_msgs.msg import Odometry
+
+        from ros2_netvlad import world
+        from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_compressed
+
+        stamp = (k + 1) * 10**9
+        odom = Odometry()
+        odom.header.stamp, odom.header.frame_id = ns_to_stamp(stamp), "map"
+        odom.pose.pose.position.x, odom.pose.pose.orientation.w = 10.0 * k, 1.0
+        self.odom.publish(odom)
+        self.spin_until(lambda: False, 0.3)  # reliable odometry first, so the image finds its pose
+        image = rgb_to_compressed(world.render_view(world.places(6)[k % 6], np.random.default_rng(k)),
+                                  ns_to_stamp(stamp))
+        for _ in range(20):  # best effort: resend until processed
+            self.images.publish(image)
+            if self.spin_until(lambda: stamp in self.answered, 1.0):
+                return True
+        return False
+
+
+def start_node(weights: Path, map_dir: Path, log: Path, autosave: float, namespace: str):
+    args = [str(Path(sys.prefix) / "bin" / "netvlad_localizer"), "--ros-args", "--params-file",
+            str(REPO / "config" / "localize.yaml"), "-p", "node.mode:=loop_closure", "-p", f"node.map:={map_dir}",
+            "-p", f"model.weights:={weights}", "-p", "model.device:=cpu", "-p", "model.max_side:=160",
+            "-p", f"node.autosave_period:={autosave}", "-p", "keyframes.min_distance:=1.0",
+            "-r", f"__ns:={namespace}"]
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_ready(robot: Robot, process) -> None:
+    ok = robot.spin_until(lambda: process.poll() is None and robot.images.get_subscription_count() > 0
+                          and robot.odom.get_subscription_count() > 0, 120)
+    if not ok:
+        raise RuntimeError(f"the node did not come up (exit {process.poll()})")
+
+
+def map_size(path: Path) -> int:
+    from ros2_netvlad.database import MapDatabase
+    return len(MapDatabase.load(path)) if path.is_dir() else 0
+
+
+def signal_trial(robot: Robot, weights: Path, root: Path, pattern: list, keyframes: int = 4) -> tuple[bool, str]:
+    map_dir, log = root / "map", root / "node.log"
+    process = start_node(weights, map_dir, log, autosave=0.0, namespace=robot.namespace)
+    wait_ready(robot, process)
+    added = sum(robot.keyframe(k) for k in range(keyframes))
+    for step in pattern:
+        if isinstance(step, float):
+            time.sleep(step)  # the gap between two signals is the scenario
+        else:
+            process.send_signal(step)
+    try:
+        code = process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return False, f"hung (see {log})"
+    text = log.read_text()
+    saved = map_size(map_dir)
+    ok = code == 0 and saved == added and "Traceback" not in text
+    return ok, f"exit {code}, {saved}/{added} keyframes saved"
+
+
+def autosave_trial(robot: Robot, weights: Path, root: Path, period: float, rng: random.Random) -> tuple[float, float]:
+    map_dir = root / "map"
+    process = start_node(weights, map_dir, root / "node.log", autosave=period, namespace=robot.namespace)
+    wait_ready(robot, process)
+    kill_at, added, k = time.monotonic() + rng.uniform(2 * period, 4 * period), 0, 0
+    while time.monotonic() < kill_at:
+        started = time.monotonic()
+        added += robot.keyframe(k)
+        k += 1
+        robot.spin_until(lambda: False, max(0.0, 0.5 - (time.monotonic() - started)))
+    process.kill()
+    process.wait()
+    lost = added - map_size(map_dir)
+    return lost, lost * 0.5
+
+
+KILL_SAVE = textwrap.dedent("""
+    import sys, numpy as np
+    from ros2_netvlad.database import Entry, MapDatabase
+    path = sys.argv[1]
+    db = MapDatabase.load(path)
+    while True:
+        db.add(np.random.rand(5, 64).astype(np.float32), [Entry(1, "map", (0, 0, 0))] * 5)
+        db.save(path)
+        print(len(db), flush=True)
+""")
+
+
+def kill_save_trials(root: Path, trials: int, rng: random.Random) -> tuple[int, int]:
+    import numpy as np
+
+    from ros2_netvlad.database import Entry, MapDatabase
+
+    path = root / "map"
+    db = MapDatabase.create(64)
+    db.add(np.random.rand(5, 64).astype(np.float32), [Entry(1, "map", (0, 0, 0))] * 5)
+    db.save(path)
+    good = 0
+    for _ in range(trials):
+        before = map_size(path)
+        process = subprocess.Popen([sys.executable, "-c", KILL_SAVE, str(path)], stdout=subprocess.PIPE, text=True)
+        process.stdout.readline()  # imports done, at least one save finished
+        time.sleep(rng.uniform(0.0, 0.3))  # somewhere inside a later save
+        process.kill()
+        process.wait()
+        try:
+            after = map_size(path)
+            good += after >= before and (after - before) % 5 == 0
+        except Exception as error:  # a map that does not load is exactly what this counts
+            print(f"  kill-save: map does not load: {error}")
+    return good, trials
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=3, help="trials per signal pattern")
+    parser.add_argument("--kill-save-trials", type=int, default=40)
+    parser.add_argument("--autosave-period", type=float, default=2.0)
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "test" / "fastdds_profile.xml"))
+    rng = random.Random(0)
+    tmp = Path(tempfile.mkdtemp(prefix="reliability_"))  # kept: node logs of failed trials are in it
+    os.environ.setdefault("ROS_LOG_DIR", str(tmp / "ros_log"))
+    weights = build_weights(tmp / "weights")
+    trial = iter(range(10**6))
+
+    def in_own_namespace(run, *run_args):
+        robot = Robot(f"/trial{next(trial)}")
+        try:
+            return run(robot, weights, Path(tempfile.mkdtemp(dir=tmp)), *run_args)
+        finally:
+            robot.close()
+    print("| trial | passed | detail (worst) |\n|---|---|---|")
+    for name, pattern in PATTERNS.items():
+        results = [in_own_namespace(signal_trial, pattern) for _ in range(args.trials)]
+        worst = min(results, key=lambda result: result[0])
+        print(f"| {name} | {sum(ok for ok, _ in results)}/{len(results)} | {worst[1]} |", flush=True)
+    losses = [in_own_namespace(autosave_trial, args.autosave_period, rng) for _ in range(args.trials)]
+    worst = max(seconds for _, seconds in losses)
+    print(f"| SIGKILL, autosave every {args.autosave_period:g} s | worst loss {worst:.1f} s of driving "
+          f"({max(n for n, _ in losses)} keyframes) | bound {args.autosave_period:g} s + one save |")
+    good, total = kill_save_trials(Path(tempfile.mkdtemp(dir=tmp)), args.kill_save_trials, rng)
+    print(f"| SIGKILL during save | {good}/{total} maps load with the old or new count | |")
+    print(f"node logs: {tmp}")
+
+
+if __name__ == "__main__":
+    main()
