@@ -6,7 +6,7 @@ Three kinds of trial, each with the real node as a subprocess over Fast DDS:
              every keyframe.
   autosave   keyframes arrive every 0.5 s with node.autosave_period P; SIGKILL at a random moment;
              the loss is what the node held minus what the map on disk holds, in seconds of driving
-             (bound: P plus one save).
+             (bound: P + 1 s, as the check runs once a second, + one save).
   kill-save  a process saves a growing map in a loop and is SIGKILLed at random moments; the map on
              disk must always load, holding either the previous or the new count.
 Run: `make install && .venv/bin/python benchmarks/reliability.py [--trials 3]` (about 5 minutes).
@@ -225,7 +225,7 @@ def main() -> None:
     losses = [in_own_namespace(autosave_trial, args.autosave_period, rng) for _ in range(args.trials)]
     worst = max(seconds for _, seconds in losses)
     print(f"| SIGKILL, autosave every {args.autosave_period:g} s | worst loss {worst:.1f} s of driving "
-          f"({max(n for n, _ in losses)} keyframes) | bound {args.autosave_period:g} s + one save |")
+          f"({max(n for n, _ in losses)} keyframes) | bound: period + 1 s (checked once a second) + one save |")
     good, total = kill_save_trials(Path(tempfile.mkdtemp(dir=tmp)), args.kill_save_trials, rng)
     print(f"| SIGKILL during save | {good}/{total} maps load with the old or new count | |")
     print(f"node logs: {tmp}")
