@@ -21,6 +21,7 @@ from ros2_netvlad.database import MapDatabase
 from ros2_netvlad.ros import params
 from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_compressed
 from ros2_netvlad.ros.node import LocalizerNode
+from ros2_netvlad.ros.shutdown import ShutdownSignals
 
 REMAPS = {"image": "/cam", "image/compressed": "/cam/compressed", "odom": "/odom", "__ns": "/robot"}
 
@@ -215,3 +216,13 @@ def test_every_writable_parameter_takes_effect(ros, small_map, tmp_path):
         executor.remove_node(node)
         node.close()
         node.destroy_node()
+
+
+def test_a_signal_while_starting_is_remembered_even_if_its_interrupt_is_swallowed():
+    signals = ShutdownSignals("test")  # the handler itself, called as Python would call it
+    with pytest.raises(KeyboardInterrupt):
+        signals._on_signal(signal.SIGINT, None)
+    signals.running()
+    signals.wait(alive=lambda: True)  # returns at once: the node shuts down as soon as it is up
+    signals._on_signal(signal.SIGINT, None)  # once running: acknowledged, never raised
+    assert signals.requested.is_set()

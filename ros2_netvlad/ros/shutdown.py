@@ -47,12 +47,13 @@ class ShutdownSignals:
         self.running()  # whatever ended the wait, signals from here on must not interrupt the shutdown
 
     def _on_signal(self, number: int, _frame) -> None:
-        if not self._running:
+        already = self.requested.is_set()
+        self.requested.set()  # also while starting: an interrupt raised in code that swallows
+        if not self._running:  # exceptions (a __del__, a callback) must still stop the node once up
             raise KeyboardInterrupt
         name = signal.Signals(number).name
-        if self.requested.is_set():
+        if already:
             message = f"[{self.program}] {name} again: already shutting down, finishing the map save first\n"
         else:
             message = f"[{self.program}] {name}: shutting down\n"
-        self.requested.set()
         os.write(2, message.encode())  # not logging: a handler may run while a logging lock is held
