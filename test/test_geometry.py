@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from ros2_netvlad.errors import InputError
 from ros2_netvlad.geometry import (
     Pose,
     Trajectory,
@@ -67,5 +68,5 @@ def test_tf_buffer_chains_static_and_dynamic_edges():
     pose = tf.lookup("map", "camera", 500, tolerance_ns=600)
     np.testing.assert_allclose(pose.position, (101.0, 0.5, 1.0), atol=1e-9)
     assert tf.lookup("map", "camera", 5_000, tolerance_ns=100) is None
-    with pytest.raises(KeyError, match="not connected"):
+    with pytest.raises(InputError, match="not connected"):
         tf.lookup("map", "lidar", 0, 100)
