@@ -13,7 +13,7 @@ RUN := AMENT_PREFIX_PATH=$(abspath $(VENV)) ROS_LOG_DIR=$(abspath $(VENV))/ros_l
 export CONSOLE_SCRIPTS := from importlib.metadata import distribution; \
   print(*sorted(e.name for e in distribution("ros2_netvlad").entry_points if e.group == "console_scripts"))
 
-.PHONY: venv install test demo bench clean
+.PHONY: venv install lint test demo bench clean
 
 venv: $(STAMP)
 
@@ -32,7 +32,12 @@ install: $(STAMP)
 	mkdir -p $(VENV)/lib/ros2_netvlad
 	for script in $$($(PY) -c "$$CONSOLE_SCRIPTS"); do ln -sfn ../../bin/$$script $(VENV)/lib/ros2_netvlad/$$script; done
 
-test: install
+# The lint gate first (ruff, pinned in requirements/test.txt; settings in ruff.toml), then the suite.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint install
 	$(RUN) $(PY) -m pytest test
 
 demo: install

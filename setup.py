@@ -9,8 +9,11 @@ PACKAGE = "ros2_netvlad"
 
 def requirements(path):
     with open(path) as f:
-        return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()
-                and not line.startswith("-r")]
+        return [
+            line.split("#")[0].strip()
+            for line in f
+            if line.split("#")[0].strip() and not line.startswith("-r")
+        ]
 
 
 setup(
@@ -23,8 +26,10 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    # ROS packages come from rosdep (package.xml); the ML stack from requirements/ml.txt, kept out of
-    # install_requires so colcon on a ROS machine never pulls a second torch over the user's CUDA one.
+    # ROS packages come from rosdep (package.xml); the ML stack from requirements/ml.txt, kept out
+    # of
+    # install_requires so colcon on a ROS machine never pulls a second torch over the user's CUDA
+    # one.
     install_requires=["setuptools"],
     extras_require={"test": requirements("requirements/test.txt")},
     zip_safe=True,

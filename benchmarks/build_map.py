@@ -36,7 +36,9 @@ def write_bag(path: Path, count: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--device", default="auto")
@@ -50,7 +52,9 @@ def main() -> None:
         images = [f.image for f in frames(bag, "/camera/image_raw/compressed", PoseLookup("/odom"))]
         describer = Describer(model, config)
         describe_all(describer, images[:8])  # warm-up
-        options = BuildOptions(model=config, keyframes=KeyframeConfig(min_distance=0.0), progress=False)
+        options = BuildOptions(
+            model=config, keyframes=KeyframeConfig(min_distance=0.0), progress=False
+        )
         source = BagSource(bag, "/camera/image_raw/compressed", PoseLookup("/odom"))
         pure = whole = float("inf")
         for attempt in range(args.repeats):  # alternate, keep the best of each: this VM is noisy
@@ -60,7 +64,10 @@ def main() -> None:
             start = time.perf_counter()
             report = build_map(Path(tmp) / f"map{attempt}", [source], model, options)
             whole = min(whole, time.perf_counter() - start)
-    print(f"{args.backbone}, {args.frames} frames 640x480 JPEG, batch {config.batch_size}, device {describer.device}")
+    print(
+        f"{args.backbone}, {args.frames} frames 640x480 JPEG, batch {config.batch_size}, device "
+        f"{describer.device}"
+    )
     print(f"  pure extraction : {args.frames / pure:6.2f} images/s")
     print(f"  build_map       : {report.entries / whole:6.2f} images/s (entries {report.entries})")
     print(f"  ratio           : {pure / whole:6.2f}x of pure extraction (target >= 0.90)")

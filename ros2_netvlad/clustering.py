@@ -19,8 +19,13 @@ log = logging.getLogger(__name__)
 ASSIGNMENT_RATIO = 100.0
 
 
-def sample_local_features(describer: Describer, images: Iterable[np.ndarray], per_image: int = 100,
-                          seed: int = 0, progress: bool = False) -> np.ndarray:
+def sample_local_features(
+    describer: Describer,
+    images: Iterable[np.ndarray],
+    per_image: int = 100,
+    seed: int = 0,
+    progress: bool = False,
+) -> np.ndarray:
     """L2-normalized local features, up to ``per_image`` drawn at random from each image."""
     rng = np.random.default_rng(seed)
     samples = []
@@ -34,13 +39,23 @@ def sample_local_features(describer: Describer, images: Iterable[np.ndarray], pe
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
-def kmeans_centroids(features: np.ndarray, num_clusters: int, seed: int = 0, niter: int = 50) -> np.ndarray:
+def kmeans_centroids(
+    features: np.ndarray, num_clusters: int, seed: int = 0, niter: int = 50
+) -> np.ndarray:
     if len(features) < num_clusters:
-        raise InputError(f"k-means needs at least {num_clusters} local features (one per cluster), "
-                         f"got {len(features)}; give more images or sample more per image")
-    kmeans = faiss.Kmeans(features.shape[1], num_clusters, niter=niter, seed=seed, verbose=False,
-                          min_points_per_centroid=1,
-                          max_points_per_centroid=max(256, len(features) // num_clusters + 1))
+        raise InputError(
+            f"k-means needs at least {num_clusters} local features (one per cluster), "
+            f"got {len(features)}; give more images or sample more per image"
+        )
+    kmeans = faiss.Kmeans(
+        features.shape[1],
+        num_clusters,
+        niter=niter,
+        seed=seed,
+        verbose=False,
+        min_points_per_centroid=1,
+        max_points_per_centroid=max(256, len(features) // num_clusters + 1),
+    )
     kmeans.train(np.ascontiguousarray(features, dtype=np.float32))
     return kmeans.centroids.copy()
 
@@ -53,19 +68,30 @@ def assignment_alpha(features: np.ndarray, centroids: np.ndarray) -> float:
     squared, _ = index.search(np.ascontiguousarray(features, dtype=np.float32), 2)
     gap = float(np.mean(squared[:, 1] - squared[:, 0]))
     if not gap > 0:
-        raise InputError("local features do not separate the centroids (zero distance gap); "
-                         "use more varied images")
+        raise InputError(
+            "local features do not separate the centroids (zero distance gap); "
+            "use more varied images"
+        )
     return float(np.log(ASSIGNMENT_RATIO) / gap)
 
 
-def initialize_netvlad(describer: Describer, images: Iterable[np.ndarray], per_image: int = 100,
-                       seed: int = 0, progress: bool = False) -> float:
+def initialize_netvlad(
+    describer: Describer,
+    images: Iterable[np.ndarray],
+    per_image: int = 100,
+    seed: int = 0,
+    progress: bool = False,
+) -> float:
     """Fits the describer's NetVLAD centroids to the images' local features; returns α."""
     features = sample_local_features(describer, images, per_image, seed, progress)
     pool = describer.model.pool
     centroids = kmeans_centroids(features, pool.num_clusters, seed)
     alpha = assignment_alpha(features, centroids)
     pool.init_from_centroids(centroids, alpha)
-    log.info("NetVLAD initialized: K=%d from %d local features, alpha=%.1f", pool.num_clusters,
-             len(features), alpha)
+    log.info(
+        "NetVLAD initialized: K=%d from %d local features, alpha=%.1f",
+        pool.num_clusters,
+        len(features),
+        alpha,
+    )
     return alpha

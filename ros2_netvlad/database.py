@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from . import __version__
-from .config import DatabaseConfig
+from .config import DESCRIBE_DEFAULTS, DatabaseConfig, ModelConfig, resolve_describe
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,17 @@ class Entry:
     def row(self) -> tuple:
         cov = None if self.covariance is None else np.asarray(self.covariance, np.float64).tobytes()
         lat, lon, alt = self.geo if self.geo else (None, None, None)
-        return (int(self.stamp_ns), self.frame_id, *map(float, self.position), *map(float, self.orientation),
-                cov, lat, lon, alt, self.source)
+        return (
+            int(self.stamp_ns),
+            self.frame_id,
+            *map(float, self.position),
+            *map(float, self.orientation),
+            cov,
+            lat,
+            lon,
+            alt,
+            self.source,
+        )
 
     @staticmethod
     def from_row(row: Sequence) -> "Entry":
@@ -77,35 +86,62 @@ class Entry:
 class MapDatabase:
     """Descriptors (faiss) + entries (SQLite), row id = faiss id."""
 
-    def __init__(self, index: faiss.Index, entries: sqlite3.Connection, manifest: dict,
-                 config: DatabaseConfig, model_bytes: bytes | None = None) -> None:
+    def __init__(
+        self,
+        index: faiss.Index,
+        entries: sqlite3.Connection,
+        manifest: dict,
+        config: DatabaseConfig,
+        model_bytes: bytes | None = None,
+    ) -> None:
         self.index, self._db, self.manifest, self.config = index, entries, manifest, config
         self.model_bytes = model_bytes
-        self._pending: list[np.ndarray] = []  # descriptors waiting for an untrained index's training
+        self._pending: list[
+            np.ndarray
+        ] = []  # descriptors waiting for an untrained index's training
         self._positions: np.ndarray | None = None
         self._stamps: np.ndarray | None = None
         self._apply_search_parameters()
 
     # --- creation and loading -------------------------------------------------------------------
     @classmethod
-    def create(cls, dim: int, config: DatabaseConfig = DatabaseConfig(), fingerprint: str = "",
-               model_bytes: bytes | None = None) -> "MapDatabase":
+    def create(
+        cls,
+        dim: int,
+        config: DatabaseConfig = DatabaseConfig(),
+        fingerprint: str = "",
+        model_bytes: bytes | None = None,
+    ) -> "MapDatabase":
         spec = config.factory_string()
         try:
             index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as error:
-            raise MapError(f"database.index {spec!r} is not a valid faiss factory string for {dim}-D: "
-                           f"{str(error).splitlines()[-1]}") from None
-        manifest = {"format_version": FORMAT_VERSION, "descriptor_dim": dim, "metric": "inner_product",
-                    "index": spec, "count": 0, "model_fingerprint": fingerprint,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "package_version": __version__}
+            raise MapError(
+                f"database.index {spec!r} is not a valid faiss factory string for {dim}-D: "
+                f"{str(error).splitlines()[-1]}"
+            ) from None
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "descriptor_dim": dim,
+            "metric": "inner_product",
+            "index": spec,
+            "count": 0,
+            "model_fingerprint": fingerprint,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "package_version": __version__,
+        }
         entries = sqlite3.connect(":memory:", check_same_thread=False)
         entries.executescript(SCHEMA)
         return cls(index, entries, manifest, config, model_bytes)
 
     @classmethod
-    def load(cls, path: str | Path, fingerprint: str = "", force: bool = False,
-             config: DatabaseConfig = DatabaseConfig()) -> "MapDatabase":
+    def load(
+        cls,
+        path: str | Path,
+        fingerprint: str = "",
+        force: bool = False,
+        config: DatabaseConfig = DatabaseConfig(),
+    ) -> "MapDatabase":
         """Opens a map. A non-empty ``fingerprint`` must match the map's unless ``force``."""
         path = _recover(Path(path))
         manifest = _read_manifest(path)
@@ -113,14 +149,20 @@ class MapDatabase:
         entries = _read_entries(path / ENTRIES)
         count = entries.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         if not (index.ntotal == count == manifest["count"]):
-            raise MapError(f"{path}: entry counts disagree: {INDEX} has {index.ntotal}, {ENTRIES} has "
-                           f"{count}, {MANIFEST} says {manifest['count']}")
+            raise MapError(
+                f"{path}: entry counts disagree: {INDEX} has {index.ntotal}, {ENTRIES} has "
+                f"{count}, {MANIFEST} says {manifest['count']}"
+            )
         if index.d != manifest["descriptor_dim"]:
-            raise MapError(f"{path}: {INDEX} is {index.d}-D but {MANIFEST} says {manifest['descriptor_dim']}-D")
+            raise MapError(
+                f"{path}: {INDEX} is {index.d}-D but {MANIFEST} says {manifest['descriptor_dim']}-D"
+            )
         stored = manifest.get("model_fingerprint", "")
         if fingerprint and stored != fingerprint and not force:
-            raise MapError(f"{path}: built with model {stored or 'unknown'}, but the current model is "
-                           f"{fingerprint}; descriptors would not be comparable (force to override)")
+            raise MapError(
+                f"{path}: built with model {stored or 'unknown'}, but the current model is "
+                f"{fingerprint}; descriptors would not be comparable (force to override)"
+            )
         model_path = path / MODEL
         model_bytes = model_path.read_bytes() if model_path.is_file() else None
         return cls(_to_device(index, config), entries, manifest, config, model_bytes)
@@ -130,6 +172,25 @@ class MapDatabase:
     def dim(self) -> int:
         return int(self.manifest["descriptor_dim"])
 
+    # --- what shapes descriptors and distances, carried by the map ------------------------------
+    def record_describe(self, config: ModelConfig) -> None:
+        """Stores the resize rule the map's descriptors were made with (additive manifest key)."""
+        self.manifest["describe"] = {k: getattr(config, k) for k in DESCRIBE_DEFAULTS}
+
+    def describe_config(self, config: ModelConfig, force: bool = False) -> ModelConfig:
+        """``config`` with auto / 0 taken from this map's recorded resize rule; an explicit rule
+        that differs is refused (ConfigError), or only warned about with ``force``."""
+        resolved, warning = resolve_describe(config, self.manifest.get("describe"), force)
+        if warning:
+            log.warning(warning)
+        return resolved
+
+    @property
+    def geo_origin(self) -> tuple[float, float, float] | None:
+        """Latitude, longitude, altitude that GNSS positions in this map are metres around."""
+        origin = self.manifest.get("geo_origin")
+        return tuple(float(v) for v in origin) if origin else None
+
     @property
     def fingerprint(self) -> str:
         return self.manifest.get("model_fingerprint", "")
@@ -137,7 +198,12 @@ class MapDatabase:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
-    def add(self, descriptors: np.ndarray, entries: Sequence[Entry], images: Sequence[bytes] | None = None) -> np.ndarray:
+    def add(
+        self,
+        descriptors: np.ndarray,
+        entries: Sequence[Entry],
+        images: Sequence[bytes] | None = None,
+    ) -> np.ndarray:
         """Appends entries with their descriptors in one transaction; returns their ids."""
         descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
         descriptors = descriptors[None] if descriptors.ndim == 1 else descriptors
@@ -150,8 +216,10 @@ class MapDatabase:
         start = len(self)
         ids = np.arange(start, start + len(entries))
         with self._db:  # one transaction: all rows or none
-            self._db.executemany(f"INSERT INTO entries VALUES (?{', ?' * 14})",
-                                 [(int(i), *e.row()) for i, e in zip(ids, entries)])
+            self._db.executemany(
+                f"INSERT INTO entries VALUES (?{', ?' * 14})",
+                [(int(i), *e.row()) for i, e in zip(ids, entries)],
+            )
             if images is not None:
                 self._db.executemany("INSERT INTO images VALUES (?, ?)", zip(map(int, ids), images))
             self._add_vectors(descriptors)
@@ -164,8 +232,13 @@ class MapDatabase:
         self._train_if_needed()
         queries = np.ascontiguousarray(descriptors, dtype=np.float32).reshape(-1, self.dim)
         if self.index.ntotal == 0:
-            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
-        if isinstance(self.index, faiss.IndexFlat) and self.index.metric_type == faiss.METRIC_INNER_PRODUCT:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full(
+                (len(queries), k), -1, np.int64
+            )
+        if (
+            isinstance(self.index, faiss.IndexFlat)
+            and self.index.metric_type == faiss.METRIC_INNER_PRODUCT
+        ):
             return _exact_search(self.index, queries, k)
         scores, ids = self.index.search(queries, k)
         scores[ids < 0] = -np.inf
@@ -173,8 +246,16 @@ class MapDatabase:
 
     def entries(self, ids: Sequence[int]) -> list[Entry]:
         ids = [int(i) for i in ids]
-        rows = {r[0]: r for r in self._db.execute(
-            f"SELECT * FROM entries WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+        rows = (
+            {
+                r[0]: r
+                for r in self._db.execute(
+                    f"SELECT * FROM entries WHERE id IN ({','.join('?' * len(ids))})", ids
+                )
+            }
+            if ids
+            else {}
+        )
         missing = [i for i in ids if i not in rows]
         if missing:
             raise MapError(f"no map entries with ids {missing[:5]}")
@@ -212,7 +293,8 @@ class MapDatabase:
         self._train_if_needed()
         path = Path(path).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        # mkdir, not mkdtemp: mkdtemp makes the directory 0700, and a map must be as readable as any file
+        # mkdir, not mkdtemp: mkdtemp makes the directory 0700, and a map must be as readable as
+        # any file
         # the user writes (the umask decides), e.g. for a container running under another uid.
         tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
         tmp.mkdir()
@@ -247,8 +329,11 @@ class MapDatabase:
         if not self.index.is_trained:
             needed = _training_minimum(self.index)
             if len(vectors) < needed:
-                raise MapError(f"index {self.manifest['index']!r} needs at least {needed} descriptors to train, "
-                               f"the map has {len(vectors)}; use a smaller nlist or the exact 'Flat' index")
+                raise MapError(
+                    f"index {self.manifest['index']!r} needs at least {needed} descriptors to "
+                    f"train, "
+                    f"the map has {len(vectors)}; use a smaller nlist or the exact 'Flat' index"
+                )
             self.index.train(_training_sample(vectors, needed))
         self.index.add(vectors)
         self._pending = []
@@ -272,19 +357,23 @@ class MapDatabase:
         return self.index
 
 
-def _exact_search(index: faiss.IndexFlat, queries: np.ndarray, k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def _exact_search(
+    index: faiss.IndexFlat, queries: np.ndarray, k: int, chunk: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product top-k through one BLAS matmul per query chunk. faiss scans one query at a
     time on one thread below 20 queries; the live node asks one at a time, and a multi-threaded
     GEMV over the stored vectors (a view, no copy) runs at memory bandwidth."""
-    vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+    vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(
+        index.ntotal, index.d
+    )
     k = min(k, index.ntotal)
     all_scores, all_ids = [], []
     for start in range(0, len(queries), chunk):
-        similarity = queries[start:start + chunk] @ vectors.T
+        similarity = queries[start : start + chunk] @ vectors.T
         if k == 1:  # the live node's case: one pass, no partition
             top = similarity.argmax(axis=1)[:, None]
         elif k < index.ntotal:
-            top = np.argpartition(similarity, index.ntotal - k, axis=1)[:, index.ntotal - k:]
+            top = np.argpartition(similarity, index.ntotal - k, axis=1)[:, index.ntotal - k :]
         else:
             top = np.broadcast_to(np.arange(index.ntotal), similarity.shape)
         scores = np.take_along_axis(similarity, top, axis=1)
@@ -316,6 +405,13 @@ def _to_device(index: faiss.Index, config: DatabaseConfig) -> faiss.Index:
     return index
 
 
+def map_geo_origin(path: str | Path) -> tuple[float, float, float] | None:
+    """The GNSS origin of a map directory (None when its poses are not from GNSS), read from its
+    manifest alone: query sets must place their fixes around it, not around their own first fix."""
+    origin = _read_manifest(Path(path)).get("geo_origin")
+    return tuple(float(v) for v in origin) if origin else None
+
+
 def _read_manifest(path: Path) -> dict:
     if not path.is_dir():
         raise MapError(f"map directory not found: {path}")
@@ -327,8 +423,10 @@ def _read_manifest(path: Path) -> dict:
         raise MapError(f"{path / MANIFEST}: corrupt JSON ({error})") from None
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise MapError(f"{path / MANIFEST}: format_version {version} is not supported (this package reads "
-                       f"{FORMAT_VERSION})")
+        raise MapError(
+            f"{path / MANIFEST}: format_version {version} is not supported (this package reads "
+            f"{FORMAT_VERSION})"
+        )
     for key in ("descriptor_dim", "count", "index"):
         if key not in manifest:
             raise MapError(f"{path / MANIFEST}: missing field {key!r}")
@@ -402,6 +500,8 @@ def _rename_exchange(a: Path, b: Path) -> bool:
 def _recover(path: Path) -> Path:
     backup = path.with_name(f".{path.name}.previous")
     if not path.exists() and backup.is_dir():
-        log.warning("%s was being replaced when a save was interrupted; restoring the previous map", path)
+        log.warning(
+            "%s was being replaced when a save was interrupted; restoring the previous map", path
+        )
         os.rename(backup, path)
     return path

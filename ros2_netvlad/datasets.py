@@ -1,5 +1,6 @@
 """Image folders with poses: a CSV (``name,x,y,z,qx,qy,qz,qw`` or ``name,lat,lon[,alt]``) or UTM
-coordinates in the file names (``...@utm_east@utm_north@...``, the public VPR dataset convention)."""
+coordinates in the file names (``...@utm_east@utm_north@...``, the public VPR dataset
+convention)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ class PosedImage:
     geo: tuple[float, float, float] | None = None
 
 
-def folder_images(folder: str | Path, poses_csv: str | Path | None = None,
-                  origin: tuple[float, float, float] | None = None) -> list[PosedImage]:
+def folder_images(
+    folder: str | Path,
+    poses_csv: str | Path | None = None,
+    origin: tuple[float, float, float] | None = None,
+) -> list[PosedImage]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"image folder not found: {folder}")
@@ -44,12 +48,16 @@ def folder_images(folder: str | Path, poses_csv: str | Path | None = None,
     for path in images:
         match = UTM_NAME.search(path.name)
         if not match:
-            raise DatasetError(f"{path.name}: no @utm_east@utm_north@ in the file name; give --poses CSV")
+            raise DatasetError(
+                f"{path.name}: no @utm_east@utm_north@ in the file name; give --poses CSV"
+            )
         posed.append(PosedImage(path, Pose((float(match.group(1)), float(match.group(2)), 0.0))))
     return posed
 
 
-def _from_csv(folder: Path, path: Path, origin: tuple[float, float, float] | None) -> list[PosedImage]:
+def _from_csv(
+    folder: Path, path: Path, origin: tuple[float, float, float] | None
+) -> list[PosedImage]:
     if not path.is_file():
         raise DatasetError(f"pose file not found: {path}")
     with open(path, newline="") as f:
@@ -57,8 +65,10 @@ def _from_csv(folder: Path, path: Path, origin: tuple[float, float, float] | Non
     columns = set(rows[0]) if rows else set()
     metric, geodetic = {"name", "x", "y", "z", "qx", "qy", "qz", "qw"}, {"name", "lat", "lon"}
     if not (metric <= columns or geodetic <= columns):
-        raise DatasetError(f"{path}: header must be name,x,y,z,qx,qy,qz,qw or name,lat,lon[,alt]; "
-                           f"got {','.join(sorted(columns)) or 'nothing'}")
+        raise DatasetError(
+            f"{path}: header must be name,x,y,z,qx,qy,qz,qw or name,lat,lon[,alt]; "
+            f"got {','.join(sorted(columns)) or 'nothing'}"
+        )
     posed = []
     for line, row in enumerate(rows, start=2):
         image = folder / row["name"]
@@ -75,7 +85,10 @@ def _from_csv(folder: Path, path: Path, origin: tuple[float, float, float] | Non
 
 def _posed_row(image: Path, row: dict, metric: bool) -> PosedImage:
     if metric:
-        return PosedImage(image, Pose([float(row[k]) for k in "xyz"], [float(row[k]) for k in ("qx", "qy", "qz", "qw")]))
+        return PosedImage(
+            image,
+            Pose([float(row[k]) for k in "xyz"], [float(row[k]) for k in ("qx", "qy", "qz", "qw")]),
+        )
     geo = (float(row["lat"]), float(row["lon"]), float(row.get("alt") or 0.0))
     return PosedImage(image, Pose(), geo)
 
@@ -120,12 +133,19 @@ def load_mat(path: str | Path) -> MatDataset:
         s = loadmat(str(path), struct_as_record=False, squeeze_me=True)["dbStruct"]
         db = _field(s, "dbImageFns", "dbImage")
         query = _field(s, "qImageFns", "qImage")
-        return MatDataset([str(n) for n in np.atleast_1d(db)], np.asarray(s.utmDb, float).reshape(2, -1).T,
-                          [str(n) for n in np.atleast_1d(query)], np.asarray(s.utmQ, float).reshape(2, -1).T,
-                          float(getattr(s, "posDistThr", 25.0)), float(getattr(s, "nonTrivPosDistSqThr", 100.0)))
+        return MatDataset(
+            [str(n) for n in np.atleast_1d(db)],
+            np.asarray(s.utmDb, float).reshape(2, -1).T,
+            [str(n) for n in np.atleast_1d(query)],
+            np.asarray(s.utmQ, float).reshape(2, -1).T,
+            float(getattr(s, "posDistThr", 25.0)),
+            float(getattr(s, "nonTrivPosDistSqThr", 100.0)),
+        )
     except (KeyError, AttributeError, ValueError) as error:
-        raise DatasetError(f"{path}: not a dbStruct .mat (dbImageFns/dbImage, utmDb, qImageFns/qImage, utmQ): "
-                           f"{error}") from None
+        raise DatasetError(
+            f"{path}: not a dbStruct .mat (dbImageFns/dbImage, utmDb, qImageFns/qImage, utmQ): "
+            f"{error}"
+        ) from None
 
 
 def _field(struct, *names):
@@ -135,7 +155,15 @@ def _field(struct, *names):
     raise AttributeError(f"none of the fields {', '.join(names)}")
 
 
-def mat_images(dataset: MatDataset, image_root: str | Path, queries: bool = True) -> list[PosedImage]:
-    names, utm = (dataset.query_images, dataset.query_utm) if queries else (dataset.db_images, dataset.db_utm)
+def mat_images(
+    dataset: MatDataset, image_root: str | Path, queries: bool = True
+) -> list[PosedImage]:
+    names, utm = (
+        (dataset.query_images, dataset.query_utm)
+        if queries
+        else (dataset.db_images, dataset.db_utm)
+    )
     root = Path(image_root)
-    return [PosedImage(root / name, Pose((east, north, 0.0))) for name, (east, north) in zip(names, utm)]
+    return [
+        PosedImage(root / name, Pose((east, north, 0.0))) for name, (east, north) in zip(names, utm)
+    ]

@@ -1,4 +1,5 @@
-"""The demo: a world of real photographs → map from traversal 1 → traversal 2 replayed through the live
+"""The demo: a world of real photographs → map from traversal 1 → traversal 2 replayed through the
+live
 node → Recall@N, precision-recall, latency, plots. A randomly initialized network on the same world
 is scored offline beside it, as the baseline a real model must beat.
 """
@@ -32,7 +33,7 @@ class DemoConfig:
     places: int = 20
     seed: int = 0
     num_clusters: int = 32
-    max_side: int = 320
+    max_side: int = 320  # given to build_map only: the map records it, every reader follows it
     rate: float = 2.0  # replay speed factor
     threshold: float = 25.0
 
@@ -44,8 +45,9 @@ def generate_world(root: Path, config: DemoConfig) -> tuple[Path, Path]:
     if not first.exists():
         world.write_traversal(first, places, seed=config.seed + 1)
     if not second.exists():
-        world.write_traversal(second, places, seed=config.seed + 2, changed=True,
-                              start_ns=1_700_000_600_000_000_000)
+        world.write_traversal(
+            second, places, seed=config.seed + 2, changed=True, start_ns=1_700_000_600_000_000_000
+        )
     return first, second
 
 
@@ -53,18 +55,41 @@ def build(root: Path, bag: Path, config: DemoConfig, pretrained: bool) -> Path:
     out = root / ("map" if pretrained else "map_random_backbone")
     if not out.exists():
         torch.manual_seed(config.seed)  # the random baseline is the same on every run
-        model = build_model(ArchConfig("efficientnet_lite0", config.num_clusters), pretrained=pretrained)
-        options = BuildOptions(model=ModelConfig(max_side=config.max_side), keyframes=KeyframeConfig(min_distance=0.0),
-                               fit_clusters=True, store_images=True, progress=False)
+        model = build_model(
+            ArchConfig("efficientnet_lite0", config.num_clusters), pretrained=pretrained
+        )
+        options = BuildOptions(
+            model=ModelConfig(max_side=config.max_side),
+            keyframes=KeyframeConfig(min_distance=0.0),
+            fit_clusters=True,
+            store_images=True,
+            progress=False,
+        )
         build_map(out, [BagSource(bag, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC))], model, options)
     return out
 
 
 def replay(map_dir: Path, bag: Path, out: Path, config: DemoConfig) -> dict:
     """replay_eval in its own process and ROS domain, exactly as a user runs it."""
-    command = [sys.executable, "-m", "ros2_netvlad.ros.replay_eval", "--map", str(map_dir), "--bag", str(bag),
-               "--image-topic", IMAGE_TOPIC, "--pose-topic", ODOM_TOPIC, "--rate", str(config.rate),
-               "--max-side", str(config.max_side), "--threshold", str(config.threshold), "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "ros2_netvlad.ros.replay_eval",
+        "--map",
+        str(map_dir),
+        "--bag",
+        str(bag),
+        "--image-topic",
+        IMAGE_TOPIC,
+        "--pose-topic",
+        ODOM_TOPIC,
+        "--rate",
+        str(config.rate),
+        "--threshold",
+        str(config.threshold),
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
     if result.returncode != 0:
         raise RuntimeError(f"replay_eval failed ({result.returncode}): {result.stderr[-3000:]}")
@@ -82,22 +107,39 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
     live = replay(map_dir, second, out / "replay_eval", config)
     log.info("baseline: the same pipeline with a randomly initialized backbone (offline)")
     random_map = build(out, first, config, pretrained=False)
-    baseline = evaluate(random_map, bag_queries(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC)), out / "baseline_random",
-                        config.threshold, ModelConfig(max_side=config.max_side), progress=False)
-    summary = {"live": live, "random_backbone": baseline, "seconds": round(time.perf_counter() - start, 1),
-               "report": str(out / "replay_eval" / "report.md")}
+    baseline = evaluate(
+        random_map,
+        bag_queries(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC)),
+        out / "baseline_random",
+        config.threshold,  # the map carries its resize rule (max_side), the evaluation reads it
+        progress=False,
+    )
+    summary = {
+        "live": live,
+        "random_backbone": baseline,
+        "seconds": round(time.perf_counter() - start, 1),
+        "report": str(out / "replay_eval" / "report.md"),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def summary_text(summary: dict) -> str:
     live, base = summary["live"], summary["random_backbone"]
-    rows = [("EfficientNet-Lite0 + NetVLAD, live node", live), ("random backbone + NetVLAD, offline", base)]
-    lines = [f"{'model':<42}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'PR-AUC':>8}",
-             *[f"{name:<42}{m['recall@1']:>7.2f}{m['recall@5']:>7.2f}{m['recall@10']:>7.2f}{m['pr_auc']:>8.2f}"
-               for name, m in rows],
-             f"live node: {live['processed_frames']}/{live['published_frames']} frames, latency p50 "
-             f"{live['latency_p50_ms']:.0f} ms / p95 {live['latency_p95_ms']:.0f} ms, pose prior error p50 "
-             f"{live.get('pose_prior_error_m_p50', float('nan')):.1f} m",
-             f"done in {summary['seconds']:.0f} s; report: {summary['report']}"]
+    rows = [
+        ("EfficientNet-Lite0 + NetVLAD, live node", live),
+        ("random backbone + NetVLAD, offline", base),
+    ]
+    lines = [
+        f"{'model':<42}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'PR-AUC':>8}",
+        *[
+            f"{name:<42}{m['recall@1']:>7.2f}{m['recall@5']:>7.2f}{m['recall@10']:>7.2f}{m['pr_auc']:>8.2f}"
+            for name, m in rows
+        ],
+        f"live node: {live['processed_frames']}/{live['published_frames']} frames, latency p50 "
+        f"{live['latency_p50_ms']:.0f} ms / p95 {live['latency_p95_ms']:.0f} ms, pose prior error "
+        f"p50 "
+        f"{live.get('pose_prior_error_m_p50', float('nan')):.1f} m",
+        f"done in {summary['seconds']:.0f} s; report: {summary['report']}",
+    ]
     return "\n".join(lines)

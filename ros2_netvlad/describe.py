@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import ModelConfig, resolve_describe
 from .errors import DeviceError, InputError
 from .imaging import resize
 from .model import PlaceNet
@@ -23,10 +23,14 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"model.device is {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+        raise DeviceError(
+            f"model.device is {name!r} but CUDA is not available here; use 'auto' or 'cpu'"
+        )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise DeviceError(f"model.device is {name!r} but this machine has {torch.cuda.device_count()} "
-                          f"CUDA device(s)")
+        raise DeviceError(
+            f"model.device is {name!r} but this machine has {torch.cuda.device_count()} "
+            f"CUDA device(s)"
+        )
     return device
 
 
@@ -34,21 +38,26 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if name == "fp16" and device.type != "cuda":
-        raise DeviceError(f"model.precision fp16 needs a CUDA device, and the model runs on {device}; "
-                          f"use auto, fp32 or bf16 on the CPU")
+        raise DeviceError(
+            f"model.precision fp16 needs a CUDA device, and the model runs on {device}; "
+            f"use auto, fp32 or bf16 on the CPU"
+        )
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
 def validate_image(image: object, index: int = 0) -> np.ndarray:
-    """Returns the image as a contiguous H×W×3 uint8 array or raises ValueError naming the problem."""
+    """Returns the image as a contiguous H×W×3 uint8 array or raises ValueError naming the
+    problem."""
     where = f"image {index}" if index else "image"
     if not isinstance(image, np.ndarray):
         raise InputError(f"{where}: expected a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
         raise InputError(f"{where}: expected dtype uint8 (0..255 RGB), got {image.dtype}")
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        raise InputError(f"{where}: grayscale {image.shape}; convert to 3-channel RGB first "
-                         f"(e.g. cv2.cvtColor(img, cv2.COLOR_GRAY2RGB))")
+        raise InputError(
+            f"{where}: grayscale {image.shape}; convert to 3-channel RGB first "
+            f"(e.g. cv2.cvtColor(img, cv2.COLOR_GRAY2RGB))"
+        )
     if image.ndim != 3:
         raise InputError(f"{where}: expected shape H×W×3, got {image.shape}")
     if image.shape[2] == 4:
@@ -68,7 +77,8 @@ class Describer:
     """
 
     def __init__(self, model: PlaceNet, config: ModelConfig = ModelConfig()) -> None:
-        self.config = config
+        self.config, _ = resolve_describe(config)  # auto / 0 → the defaults (callers with a map
+        config = self.config  # resolve against the map's recorded settings first)
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         if config.threads:
@@ -101,7 +111,8 @@ class Describer:
         return features.reshape(features.shape[1], -1).T.copy()
 
     def warmup(self, height: int = 480, width: int = 640) -> None:
-        """One inference so the first real frame does not pay for kernel selection and allocation."""
+        """One inference so the first real frame does not pay for kernel selection and
+        allocation."""
         self.describe([np.zeros((height, width, 3), np.uint8)])
 
     def resize(self, image: np.ndarray) -> np.ndarray:
@@ -117,12 +128,16 @@ class Describer:
 
     def _checked(self, images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
         if isinstance(images, np.ndarray) and images.ndim != 4:
-            raise InputError(f"expected one H×W×3 image or an N×H×W×3 batch, got shape {images.shape}")
+            raise InputError(
+                f"expected one H×W×3 image or an N×H×W×3 batch, got shape {images.shape}"
+            )
         items = list(images)
         if not items:
             raise InputError("no images to describe")
-        return [self.resize(validate_image(image, i + 1 if len(items) > 1 else 0))
-                for i, image in enumerate(items)]
+        return [
+            self.resize(validate_image(image, i + 1 if len(items) > 1 else 0))
+            for i, image in enumerate(items)
+        ]
 
     def _batches(self, images: list[np.ndarray]) -> Iterator[tuple[list[int], np.ndarray]]:
         """Batches of equally sized images, at most batch_size each."""
@@ -132,7 +147,7 @@ class Describer:
         size = self.config.batch_size
         for indices in by_shape.values():
             for start in range(0, len(indices), size):
-                chunk = indices[start:start + size]
+                chunk = indices[start : start + size]
                 yield chunk, np.stack([images[i] for i in chunk])
 
     def _forward(self, batch: np.ndarray, function, normalize: bool = True) -> np.ndarray:

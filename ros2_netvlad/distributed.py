@@ -1,4 +1,5 @@
-"""One process or many under ``torchrun``: the rank, its device, and the few collectives map building
+"""One process or many under ``torchrun``: the rank, its device, and the few collectives map
+building
 and training need. With one process every collective is the identity, so callers never branch."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Distributed:
         if world <= 1:
             return Distributed()
         import torch.distributed as dist
+
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return Distributed(dist.get_rank(), dist.get_world_size())
@@ -34,6 +36,7 @@ class Distributed:
         if self.world == 1:
             return value
         import torch.distributed as dist
+
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -51,6 +54,7 @@ class Distributed:
         if self.world == 1:
             return [value]
         import torch.distributed as dist
+
         values = [None] * self.world if self.rank == 0 else None
         dist.gather_object(value, values, dst=0)
         return values
@@ -60,6 +64,7 @@ class Distributed:
         if self.world == 1:
             return [value]
         import torch.distributed as dist
+
         values: list = [None] * self.world
         dist.all_gather_object(values, value)
         return values
@@ -69,18 +74,24 @@ class Distributed:
         if self.world == 1:
             return values
         import torch.distributed as dist
+
         values = values.to(self._comm_device(device))
         dist.all_reduce(values)
         return values.cpu()
 
-    def all_gather_strided(self, local: torch.Tensor, total: int, device: torch.device) -> torch.Tensor:
+    def all_gather_strided(
+        self, local: torch.Tensor, total: int, device: torch.device
+    ) -> torch.Tensor:
         """Rows r, r+world, r+2·world, … come from rank r: returns all ``total`` rows in order."""
         if self.world == 1:
             return local
         import torch.distributed as dist
+
         comm = self._comm_device(device)
-        padded = torch.zeros(math.ceil(total / self.world), *local.shape[1:], dtype=local.dtype, device=comm)
-        padded[:len(local)] = local.to(comm)
+        padded = torch.zeros(
+            math.ceil(total / self.world), *local.shape[1:], dtype=local.dtype, device=comm
+        )
+        padded[: len(local)] = local.to(comm)
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded)
         return torch.stack(parts, dim=1).reshape(-1, *local.shape[1:])[:total]
@@ -88,11 +99,13 @@ class Distributed:
     @staticmethod
     def _comm_device(device: torch.device) -> torch.device:
         import torch.distributed as dist
+
         return device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def rank_device(name: str) -> torch.device:
-    """This process's device: ``auto``/``cuda`` means the rank's own GPU (LOCAL_RANK under torchrun)."""
+    """This process's device: ``auto``/``cuda`` means the rank's own GPU (LOCAL_RANK under
+    torchrun)."""
     device = resolve_device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

@@ -1,7 +1,8 @@
 """Console-script entry points.
 
 Each one imports its program inside a guard: importing torch takes seconds, and a Ctrl-C in that
-time must end the program quietly, not with a KeyboardInterrupt traceback from deep inside an import.
+time must end the program quietly, not with a KeyboardInterrupt traceback from deep inside an
+import.
 That is the reason these imports are made here, by name, and not at the top of the module.
 """
 
@@ -14,15 +15,22 @@ from typing import Callable
 from .errors import EXIT_INTERRUPTED
 
 # console script → module whose main(argv=None) it runs
-PROGRAMS = {"netvlad_localizer": "ros2_netvlad.ros.node", "replay_bag": "ros2_netvlad.ros.replay",
-            "replay_eval": "ros2_netvlad.ros.replay_eval", "import_weights": "ros2_netvlad.tools.import_weights",
-            "build_map": "ros2_netvlad.tools.build_map", "evaluate": "ros2_netvlad.tools.evaluate",
-            "train": "ros2_netvlad.tools.train", "fit_pca": "ros2_netvlad.tools.fit_pca",
-            "demo": "ros2_netvlad.tools.demo"}
+PROGRAMS = {
+    "netvlad_localizer": "ros2_netvlad.ros.node",
+    "replay_bag": "ros2_netvlad.ros.replay",
+    "replay_eval": "ros2_netvlad.ros.replay_eval",
+    "import_weights": "ros2_netvlad.tools.import_weights",
+    "build_map": "ros2_netvlad.tools.build_map",
+    "evaluate": "ros2_netvlad.tools.evaluate",
+    "train": "ros2_netvlad.tools.train",
+    "fit_pca": "ros2_netvlad.tools.fit_pca",
+    "demo": "ros2_netvlad.tools.demo",
+}
 
 
 def _entry_point(program: str) -> Callable[[], None]:
-    # Ctrl-C is how a node stops, so the node reports it as success; tools use the shell's convention.
+    # Ctrl-C is how a node stops, so the node reports it as success; tools use the shell's
+    # convention.
     interrupted_code = 0 if program == "netvlad_localizer" else EXIT_INTERRUPTED
 
     def run() -> None:
@@ -32,6 +40,7 @@ def _entry_point(program: str) -> Callable[[], None]:
             print(f"{program}: interrupted while starting", file=sys.stderr)
             sys.exit(interrupted_code)
         sys.exit(main())
+
     run.__name__ = program
     return run
 

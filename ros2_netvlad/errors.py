@@ -1,7 +1,8 @@
 """The package's one base error, and the guard every edge (the node, every tool) runs behind.
 
 A ``NetVLADError`` is a problem the user can fix: a bad setting, a missing or unreadable file, a map
-made by another model, a device that is not there. Its message names the problem, so an edge prints it
+made by another model, a device that is not there. Its message names the problem, so an edge prints
+it
 as one line and exits with code 2. Anything else is a bug and keeps its traceback.
 """
 
@@ -42,5 +43,7 @@ def edge(program: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
             except KeyboardInterrupt:
                 print(f"{program}: interrupted", file=sys.stderr)
                 return EXIT_INTERRUPTED
+
         return guarded
+
     return wrap

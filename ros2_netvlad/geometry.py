@@ -1,4 +1,5 @@
-"""Poses: quaternions (x, y, z, w), interpolation, averaging, transforms, GNSS → local metric frame."""
+"""Poses: quaternions (x, y, z, w), interpolation, averaging, transforms, GNSS → local metric
+frame."""
 
 from __future__ import annotations
 
@@ -30,17 +31,23 @@ class Pose:
 
     def compose(self, other: "Pose") -> "Pose":
         """self ∘ other: ``other`` expressed in self's parent frame."""
-        return Pose(self.position + rotate(self.orientation, other.position),
-                    quat_multiply(self.orientation, other.orientation))
+        return Pose(
+            self.position + rotate(self.orientation, other.position),
+            quat_multiply(self.orientation, other.orientation),
+        )
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ax, ay, az, aw = a
     bx, by, bz, bw = b
-    return np.array([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz])
+    return np.array(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ]
+    )
 
 
 def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -87,30 +94,47 @@ _E2 = _F * (2 - _F)
 def geodetic_to_ecef(lat_deg: np.ndarray, lon_deg: np.ndarray, alt: np.ndarray) -> np.ndarray:
     lat, lon = np.radians(lat_deg), np.radians(lon_deg)
     n = _A / np.sqrt(1 - _E2 * np.sin(lat) ** 2)
-    return np.stack([(n + alt) * np.cos(lat) * np.cos(lon), (n + alt) * np.cos(lat) * np.sin(lon),
-                     (n * (1 - _E2) + alt) * np.sin(lat)], axis=-1)
+    return np.stack(
+        [
+            (n + alt) * np.cos(lat) * np.cos(lon),
+            (n + alt) * np.cos(lat) * np.sin(lon),
+            (n * (1 - _E2) + alt) * np.sin(lat),
+        ],
+        axis=-1,
+    )
 
 
-def geodetic_to_enu(lat: np.ndarray, lon: np.ndarray, alt: np.ndarray,
-                    origin: tuple[float, float, float]) -> np.ndarray:
+def geodetic_to_enu(
+    lat: np.ndarray, lon: np.ndarray, alt: np.ndarray, origin: tuple[float, float, float]
+) -> np.ndarray:
     """East-north-up metres relative to ``origin`` (lat, lon, alt)."""
     lat0, lon0 = np.radians(origin[0]), np.radians(origin[1])
-    delta = geodetic_to_ecef(np.asarray(lat), np.asarray(lon), np.asarray(alt)) - geodetic_to_ecef(*origin)
-    rotation = np.array([
-        [-np.sin(lon0), np.cos(lon0), 0.0],
-        [-np.sin(lat0) * np.cos(lon0), -np.sin(lat0) * np.sin(lon0), np.cos(lat0)],
-        [np.cos(lat0) * np.cos(lon0), np.cos(lat0) * np.sin(lon0), np.sin(lat0)],
-    ])
+    delta = geodetic_to_ecef(np.asarray(lat), np.asarray(lon), np.asarray(alt)) - geodetic_to_ecef(
+        *origin
+    )
+    rotation = np.array(
+        [
+            [-np.sin(lon0), np.cos(lon0), 0.0],
+            [-np.sin(lat0) * np.cos(lon0), -np.sin(lat0) * np.sin(lon0), np.cos(lat0)],
+            [np.cos(lat0) * np.cos(lon0), np.cos(lat0) * np.sin(lon0), np.sin(lat0)],
+        ]
+    )
     return delta @ rotation.T
 
 
 # --- trajectories -------------------------------------------------------------------------------
 
+
 class Trajectory:
     """Time-stamped poses, interpolated at arbitrary stamps (linear position, slerp orientation)."""
 
-    def __init__(self, stamps_ns: np.ndarray, positions: np.ndarray, orientations: np.ndarray,
-                 covariances: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        stamps_ns: np.ndarray,
+        positions: np.ndarray,
+        orientations: np.ndarray,
+        covariances: np.ndarray | None = None,
+    ) -> None:
         order = np.argsort(stamps_ns, kind="stable")
         self.stamps = np.asarray(stamps_ns, dtype=np.int64)[order]
         self.positions = np.asarray(positions, float).reshape(-1, 3)[order]
@@ -136,8 +160,10 @@ class Trajectory:
         if min(stamp_ns - before, after - stamp_ns) > tolerance_ns:
             return None
         t = (stamp_ns - before) / (after - before)
-        return Pose((1 - t) * self.positions[i - 1] + t * self.positions[i],
-                    slerp(self.orientations[i - 1], self.orientations[i], t))
+        return Pose(
+            (1 - t) * self.positions[i - 1] + t * self.positions[i],
+            slerp(self.orientations[i - 1], self.orientations[i], t),
+        )
 
     def covariance_at(self, stamp_ns: int) -> np.ndarray | None:
         if self.covariances is None or not len(self.stamps):

@@ -26,21 +26,37 @@ class ImageDecodeError(InputError):
     """An image message cannot be turned into pixels; the message says why."""
 
 
-def raw_to_rgb(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray,
-               is_bigendian: bool = False) -> np.ndarray:
+def raw_to_rgb(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    data: bytes | np.ndarray,
+    is_bigendian: bool = False,
+) -> np.ndarray:
     """A sensor_msgs/Image payload as an H×W×3 uint8 RGB array."""
     if encoding not in RAW_ENCODINGS:
-        raise ImageDecodeError(f"unsupported encoding {encoding!r}; supported: {', '.join(RAW_ENCODINGS)}")
+        raise ImageDecodeError(
+            f"unsupported encoding {encoding!r}; supported: {', '.join(RAW_ENCODINGS)}"
+        )
     channels, dtype, conversion = RAW_ENCODINGS[encoding]
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"zero-size image {width}x{height}")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
-        raise ImageDecodeError(f"step {step} is smaller than width*channels*bytes = {row_bytes} for {encoding}")
-    buffer = np.frombuffer(memoryview(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
+        raise ImageDecodeError(
+            f"step {step} is smaller than width*channels*bytes = {row_bytes} for {encoding}"
+        )
+    buffer = (
+        np.frombuffer(memoryview(data), dtype=np.uint8)
+        if not isinstance(data, np.ndarray)
+        else data.view(np.uint8)
+    )
     if buffer.size < step * (height - 1) + row_bytes:
-        raise ImageDecodeError(f"data holds {buffer.size} bytes, expected {step * height} for "
-                               f"{height} rows of step {step}")
+        raise ImageDecodeError(
+            f"data holds {buffer.size} bytes, expected {step * height} for "
+            f"{height} rows of step {step}"
+        )
     rows = np.lib.stride_tricks.as_strided(buffer, shape=(height, row_bytes), strides=(step, 1))
     pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if is_bigendian else "<"))
     pixels = pixels.reshape(height, width, channels).astype(dtype, copy=False)
@@ -57,13 +73,19 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 def compressed_to_rgb(data: bytes | np.ndarray, format: str = "") -> np.ndarray:
     """A sensor_msgs/CompressedImage payload (jpeg or png) as an H×W×3 uint8 RGB array."""
-    buffer = np.frombuffer(memoryview(data), dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
+    buffer = (
+        np.frombuffer(memoryview(data), dtype=np.uint8)
+        if not isinstance(data, np.ndarray)
+        else data.view(np.uint8)
+    )
     if buffer.size == 0:
         raise ImageDecodeError(f"empty compressed image (format {format!r})")
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
-        raise ImageDecodeError(f"cannot decode compressed image (format {format!r}, {buffer.size} bytes): "
-                               f"corrupt or not jpeg/png")
+        raise ImageDecodeError(
+            f"cannot decode compressed image (format {format!r}, {buffer.size} bytes): "
+            f"corrupt or not jpeg/png"
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -71,11 +93,15 @@ def message_to_rgb(msg: object) -> np.ndarray:
     """Image or CompressedImage message (any implementation with the standard fields) → RGB."""
     if hasattr(msg, "format"):
         return compressed_to_rgb(msg.data, msg.format)
-    return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+    return raw_to_rgb(
+        msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian)
+    )
 
 
 def rgb_to_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise ImageDecodeError("JPEG encoding failed")
     return encoded.tobytes()

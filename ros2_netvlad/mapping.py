@@ -1,4 +1,5 @@
-"""Map building: frames with poses (bags or image folders) → keyframes → descriptors → map directory.
+"""Map building: frames with poses (bags or image folders) → keyframes → descriptors → map
+directory.
 
 Runs in one process, or under ``torchrun`` where each rank describes a shard of the keyframes and
 rank 0 merges them, in keyframe order, into one map.
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from . import bags, datasets
 from .clustering import initialize_netvlad
-from .config import DatabaseConfig, KeyframeConfig, ModelConfig
+from .config import DatabaseConfig, KeyframeConfig, ModelConfig, resolve_describe, resolved
 from .database import Entry, MapDatabase
 from .describe import Describer
 from .distributed import Distributed, rank_device
@@ -61,15 +62,26 @@ class BuildReport:
     kmeans_alpha: float | None = None
 
     def summary(self) -> str:
-        skipped = ", ".join(f"{n} {why}" for why, n in self.counts.items()
-                            if why not in ("images", "kept") and n) or "none"
-        extent = "n/a" if self.extent is None else " x ".join(
-            f"{hi - lo:.1f}" for lo, hi in zip(*self.extent)) + " m"
+        skipped = (
+            ", ".join(
+                f"{n} {why}"
+                for why, n in self.counts.items()
+                if why not in ("images", "kept") and n
+            )
+            or "none"
+        )
+        extent = (
+            "n/a"
+            if self.extent is None
+            else " x ".join(f"{hi - lo:.1f}" for lo, hi in zip(*self.extent)) + " m"
+        )
         rate = self.entries / self.seconds if self.seconds else 0.0
-        return (f"map: {self.path}\n  entries: {self.entries} of {self.counts['images']} images\n"
-                f"  skipped: {skipped}\n  extent (x y z): {extent}\n"
-                f"  time: {self.seconds:.1f} s ({rate:.2f} entries/s, descriptor extraction "
-                f"{self.describe_seconds:.1f} s)")
+        return (
+            f"map: {self.path}\n  entries: {self.entries} of {self.counts['images']} images\n"
+            f"  skipped: {skipped}\n  extent (x y z): {extent}\n"
+            f"  time: {self.seconds:.1f} s ({rate:.2f} entries/s, descriptor extraction "
+            f"{self.describe_seconds:.1f} s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -83,33 +95,53 @@ class BuildOptions:
     progress: bool = True
 
 
-def build_map(out: str | Path, sources: list[Source], model: PlaceNet, options: BuildOptions = BuildOptions(),
-              distributed: Distributed | None = None) -> BuildReport:
+def build_map(
+    out: str | Path,
+    sources: list[Source],
+    model: PlaceNet,
+    options: BuildOptions = BuildOptions(),
+    distributed: Distributed | None = None,
+) -> BuildReport:
     """Builds (on rank 0: writes) the map; returns a report. The model travels as ``model.pt``."""
     start = time.perf_counter()
     distributed = distributed or Distributed()
     counts: Counter = Counter()
     plan = plan_keyframes(sources, options.keyframes, counts)
     if not plan:
-        raise InputError(f"no keyframes: {dict(counts)} — check the topics, pose source and tolerance")
-    describer = Describer(model, dataclasses.replace(options.model, device=str(rank_device(options.model.device))))
-    alpha = _fit_clusters(describer, sources, plan, options, distributed) if options.fit_clusters else None
-    mine = plan[distributed.rank::distributed.world]
+        raise InputError(
+            f"no keyframes: {dict(counts)} — check the topics, pose source and tolerance"
+        )
+    describer = Describer(
+        model, dataclasses.replace(options.model, device=str(rank_device(options.model.device)))
+    )
+    alpha = (
+        _fit_clusters(describer, sources, plan, options, distributed)
+        if options.fit_clusters
+        else None
+    )
+    mine = plan[distributed.rank :: distributed.world]
     described_at = time.perf_counter()
     rows = list(_describe(describer, sources, mine, options, counts))
     describe_seconds = time.perf_counter() - described_at
     rows = _gather(rows, distributed)
     if distributed.rank != 0:
-        return BuildReport(None, len(rows), counts, None, time.perf_counter() - start, describe_seconds, alpha)
+        return BuildReport(
+            None, len(rows), counts, None, time.perf_counter() - start, describe_seconds, alpha
+        )
     path = _write(out, rows, model, sources, options)
     positions = np.array([r[2].position for r in rows])
     extent = (positions.min(0), positions.max(0))
-    return BuildReport(path, len(rows), counts, extent, time.perf_counter() - start, describe_seconds, alpha)
+    return BuildReport(
+        path, len(rows), counts, extent, time.perf_counter() - start, describe_seconds, alpha
+    )
 
 
 # --- keyframe plan --------------------------------------------------------------------------------
 
-def plan_keyframes(sources: list[Source], config: KeyframeConfig, counts: Counter) -> list[tuple[int, int]]:
+
+def plan_keyframes(
+    sources: list[Source], config: KeyframeConfig, counts: Counter
+) -> list[tuple[int, int]]:
     """(source index, stamp or item index) of every keyframe, without decoding any image."""
     plan: list[tuple[int, int]] = []
     for s, source in enumerate(sources):
@@ -124,14 +156,16 @@ def plan_keyframes(sources: list[Source], config: KeyframeConfig, counts: Counte
             if selector.accept(pose, stamp):
                 plan.append((s, stamp))
             return False  # nothing is decoded while planning
+
         for _ in bags.frames(source.path, source.image_topic, source.poses, take, counts):
             pass
     counts["not a keyframe"] = counts["images"] - counts["no pose within tolerance"] - len(plan)
     return plan
 
 
-def frames_of(sources: list[Source], keys: list[tuple[int, int]],
-              counts: Counter | None = None) -> Iterator[tuple[int, bags.Frame]]:
+def frames_of(
+    sources: list[Source], keys: list[tuple[int, int]], counts: Counter | None = None
+) -> Iterator[tuple[int, bags.Frame]]:
     """(plan position, decoded frame) for the given keys, in plan order."""
     order = {key: n for n, key in enumerate(keys)}
     for s, source in enumerate(sources):
@@ -142,19 +176,35 @@ def frames_of(sources: list[Source], keys: list[tuple[int, int]],
             items = datasets.folder_images(source.folder, source.poses_csv)
             for i in sorted(wanted):
                 item = items[i]
-                frame = bags.Frame(i, datasets.read_rgb(item.path), item.pose, "map", item.path.name, geo=item.geo)
+                frame = bags.Frame(
+                    i, datasets.read_rgb(item.path), item.pose, "map", item.path.name, geo=item.geo
+                )
                 yield order[(s, i)], frame
             continue
-        keep = (lambda pose, stamp, wanted=wanted: stamp in wanted)
-        for frame in bags.frames(source.path, source.image_topic, source.poses, keep,
-                                 counts if counts is not None else Counter()):
+
+        def keep(pose, stamp, wanted=wanted):
+            return stamp in wanted
+
+        for frame in bags.frames(
+            source.path,
+            source.image_topic,
+            source.poses,
+            keep,
+            counts if counts is not None else Counter(),
+        ):
             yield order[(s, frame.stamp_ns)], frame
 
 
 # --- steps ----------------------------------------------------------------------------------------
 
-def _fit_clusters(describer: Describer, sources: list[Source], plan: list, options: BuildOptions,
-                  distributed: Distributed) -> float | None:
+
+def _fit_clusters(
+    describer: Describer,
+    sources: list[Source],
+    plan: list,
+    options: BuildOptions,
+    distributed: Distributed,
+) -> float | None:
     alpha = None
     if distributed.rank == 0:
         step = max(1, len(plan) // options.kmeans_images)
@@ -164,8 +214,9 @@ def _fit_clusters(describer: Describer, sources: list[Source], plan: list, optio
     return distributed.broadcast_module(describer.model.pool, alpha)
 
 
-def _describe(describer: Describer, sources: list[Source], keys: list, options: BuildOptions,
-              counts: Counter) -> Iterator[tuple]:
+def _describe(
+    describer: Describer, sources: list[Source], keys: list, options: BuildOptions, counts: Counter
+) -> Iterator[tuple]:
     """(plan position, descriptor, entry, jpeg|None) per keyframe; decoding and resizing run in a
     background thread so they overlap with inference."""
     decoding: Counter = Counter()
@@ -174,8 +225,11 @@ def _describe(describer: Describer, sources: list[Source], keys: list, options: 
         for n, frame in frames_of(sources, keys, decoding):
             frame.image = describer.resize(frame.image)
             yield n, frame
+
     batch: list[tuple[int, bags.Frame]] = []
-    bar = tqdm(total=len(keys), desc="describing keyframes", unit="img", disable=not options.progress)
+    bar = tqdm(
+        total=len(keys), desc="describing keyframes", unit="img", disable=not options.progress
+    )
     for item in prefetch(prepared(), depth=2 * options.model.batch_size):
         batch.append(item)
         if len(batch) == options.model.batch_size:
@@ -192,8 +246,15 @@ def _describe(describer: Describer, sources: list[Source], keys: list, options: 
 def _describe_batch(describer: Describer, batch: list, store_images: bool) -> Iterator[tuple]:
     descriptors = describer.describe([frame.image for _, frame in batch])
     for (n, frame), descriptor in zip(batch, descriptors):
-        entry = Entry(frame.stamp_ns, frame.frame_id, tuple(frame.pose.position), tuple(frame.pose.orientation),
-                      None if frame.covariance is None else tuple(frame.covariance), frame.geo, frame.source)
+        entry = Entry(
+            frame.stamp_ns,
+            frame.frame_id,
+            tuple(frame.pose.position),
+            tuple(frame.pose.orientation),
+            None if frame.covariance is None else tuple(frame.covariance),
+            frame.geo,
+            frame.source,
+        )
         yield n, descriptor, entry, rgb_to_jpeg(frame.image) if store_images else None
 
 
@@ -209,6 +270,7 @@ def prefetch(items: Iterable, depth: int) -> Iterator:
             buffer.put(done)
         except BaseException as error:  # handed to the consumer
             buffer.put(error)
+
     threading.Thread(target=produce, daemon=True, name="prefetch").start()
     while (item := buffer.get()) is not done:
         if isinstance(item, BaseException):
@@ -222,12 +284,29 @@ def _gather(rows: list[tuple], distributed: Distributed) -> list[tuple]:
     return sorted(rows, key=lambda row: row[0])
 
 
-def _write(out: str | Path, rows: list[tuple], model: PlaceNet, sources: list[Source],
-           options: BuildOptions) -> Path:
-    database = MapDatabase.create(model.output_dim, options.database, fingerprint(model), checkpoint_bytes(model))
+def _write(
+    out: str | Path,
+    rows: list[tuple],
+    model: PlaceNet,
+    sources: list[Source],
+    options: BuildOptions,
+) -> Path:
+    database = MapDatabase.create(
+        model.output_dim, options.database, fingerprint(model), checkpoint_bytes(model)
+    )
     descriptors = np.stack([r[1] for r in rows])
     images = [r[3] for r in rows] if options.store_images else None
     database.add(descriptors, [r[2] for r in rows], images)
+    model_config = resolve_describe(options.model)[0]
+    database.record_describe(model_config)
+    database.manifest["build"] = resolved(
+        model=model_config,
+        database=options.database,
+        keyframes=options.keyframes,
+        sources=[str(s) for s in sources],
+        fit_clusters=options.fit_clusters,
+        store_images=options.store_images,
+    )
     origins = [s.poses.origin for s in sources if isinstance(s, BagSource) and s.poses.origin]
     if origins:  # GNSS poses are metres around this latitude, longitude, altitude
         database.manifest["geo_origin"] = list(origins[0])

@@ -29,22 +29,33 @@ class TripletSets:
     skipped: int
 
 
-def triplet_sets(query_positions: np.ndarray, db_positions: np.ndarray, positive_radius: float = 10.0,
-                 negative_radius: float = 25.0) -> TripletSets:
+def triplet_sets(
+    query_positions: np.ndarray,
+    db_positions: np.ndarray,
+    positive_radius: float = 10.0,
+    negative_radius: float = 25.0,
+) -> TripletSets:
     if positive_radius > negative_radius:
-        raise InputError(f"positive radius {positive_radius} m exceeds the negative radius {negative_radius} m")
+        raise InputError(
+            f"positive radius {positive_radius} m exceeds the negative radius {negative_radius} m"
+        )
     positives = within(query_positions, db_positions, positive_radius)
     non_negatives = within(query_positions, db_positions, negative_radius)
     usable = np.array([i for i, p in enumerate(positives) if len(p)], dtype=np.int64)
-    return TripletSets(usable, [positives[i] for i in usable], [non_negatives[i] for i in usable],
-                       len(positives) - len(usable))
+    return TripletSets(
+        usable,
+        [positives[i] for i in usable],
+        [non_negatives[i] for i in usable],
+        len(positives) - len(usable),
+    )
 
 
 Descriptors = Union[np.ndarray, torch.Tensor]
 
 
 def squared_distances(query: Descriptors, database: Descriptors, ids: np.ndarray) -> np.ndarray:
-    """‖q − db[i]‖² for the given ids, in fp32, wherever the database lives (CPU or an fp16 GPU cache)."""
+    """‖q − db[i]‖² for the given ids, in fp32, wherever the database lives (CPU or an fp16 GPU
+    cache)."""
     database = torch.as_tensor(database)
     query = torch.as_tensor(query, device=database.device).float()
     rows = database[torch.as_tensor(np.asarray(ids, np.int64), device=database.device)].float()
@@ -58,9 +69,17 @@ def best_positive(query: Descriptors, database: Descriptors, positive_ids: np.nd
     return int(positive_ids[np.argmin(squared_distances(query, database, positive_ids))])
 
 
-def hard_negatives(query: Descriptors, database: Descriptors, non_negative_ids: np.ndarray, positive_id: int,
-                   rng: np.random.Generator, sample: int = 1000, keep: int = 10, margin: float = 0.1,
-                   remembered: Sequence[int] = ()) -> np.ndarray:
+def hard_negatives(
+    query: Descriptors,
+    database: Descriptors,
+    non_negative_ids: np.ndarray,
+    positive_id: int,
+    rng: np.random.Generator,
+    sample: int = 1000,
+    keep: int = 10,
+    margin: float = 0.1,
+    remembered: Sequence[int] = (),
+) -> np.ndarray:
     """Up to ``keep`` negatives, hardest first, among ``sample`` random definite negatives plus the
     ones remembered from earlier epochs, that violate d(q,n)² < d(q,p)² + margin."""
     excluded = np.zeros(len(database), bool)
@@ -78,7 +97,9 @@ def hard_negatives(query: Descriptors, database: Descriptors, non_negative_ids: 
     return candidates[violating][order]
 
 
-def triplet_loss(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+def triplet_loss(
+    query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, margin: float = 0.1
+) -> torch.Tensor:
     """Σ_j max(0, ‖q−p‖² + m − ‖q−n_j‖²) for one query (D), positive (D) and negatives (J×D)."""
     d_pos = torch.sum((query - positive) ** 2)
     d_neg = torch.sum((negatives - query[None]) ** 2, dim=1)

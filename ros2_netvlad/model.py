@@ -34,7 +34,9 @@ class Preprocessing:
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise InputError(f"preprocessing needs 3 means and 3 positive stds, got {self.mean}, {self.std}")
+            raise InputError(
+                f"preprocessing needs 3 means and 3 positive stds, got {self.mean}, {self.std}"
+            )
 
 
 IMAGENET = Preprocessing()
@@ -79,7 +81,9 @@ class NetVLAD(nn.Module):
         """Sets c_k and the assignment conv so that softmax(w·x+b) = softmax(-α‖x-c_k‖²)."""
         c = torch.as_tensor(np.asarray(centroids, dtype=np.float32))
         if c.shape != (self.num_clusters, self.dim):
-            raise InputError(f"centroids must be {self.num_clusters}x{self.dim}, got {tuple(c.shape)}")
+            raise InputError(
+                f"centroids must be {self.num_clusters}x{self.dim}, got {tuple(c.shape)}"
+            )
         self.centroids.copy_(c)
         self.conv.weight.copy_((2.0 * alpha * c)[:, :, None, None])
         self.conv.bias.copy_(-alpha * c.pow(2).sum(dim=1))
@@ -88,7 +92,8 @@ class NetVLAD(nn.Module):
         x = F.normalize(x, p=2, dim=1)
         assignment = F.softmax(self.conv(x).flatten(2), dim=1)  # N×K×HW
         features = x.flatten(2)  # N×D×HW
-        # Σ_i a_k(x_i)(x_i - c_k) = A·Xᵀ - (Σ_i a_k(x_i)) c_k: one batched matmul, no N×K×D×HW tensor.
+        # Σ_i a_k(x_i)(x_i - c_k) = A·Xᵀ - (Σ_i a_k(x_i)) c_k: one batched matmul, no N×K×D×HW
+        # tensor.
         vlad = torch.bmm(assignment, features.transpose(1, 2))
         vlad = vlad - assignment.sum(dim=2, keepdim=True) * self.centroids.to(vlad.dtype)
         vlad = F.normalize(vlad, p=2, dim=2)  # intra-normalization
@@ -117,19 +122,25 @@ class Whitening(nn.Module):
 class PlaceNet(nn.Module):
     """The full descriptor network: ``normalize → backbone → pool → whiten``."""
 
-    def __init__(self, arch: ArchConfig, backbone: nn.Module, feature_dim: int,
-                 preprocessing: Preprocessing) -> None:
+    def __init__(
+        self, arch: ArchConfig, backbone: nn.Module, feature_dim: int, preprocessing: Preprocessing
+    ) -> None:
         super().__init__()
         self.arch, self.preprocessing, self.feature_dim = arch, preprocessing, feature_dim
         self.normalize = Normalize(preprocessing)
         self.backbone = backbone
         self.pool = NetVLAD(arch.num_clusters, feature_dim)
-        self.whiten = (Whitening(self.pool.output_dim, arch.whiten_dim, arch.output_dim)
-                       if arch.whiten_dim else nn.Identity())
+        self.whiten = (
+            Whitening(self.pool.output_dim, arch.whiten_dim, arch.output_dim)
+            if arch.whiten_dim
+            else nn.Identity()
+        )
 
     @property
     def output_dim(self) -> int:
-        return self.whiten.output_dim if isinstance(self.whiten, Whitening) else self.pool.output_dim
+        return (
+            self.whiten.output_dim if isinstance(self.whiten, Whitening) else self.pool.output_dim
+        )
 
     def truncate(self, output_dim: int) -> None:
         """Keep only the first ``output_dim`` whitened dims (ordered by variance)."""
@@ -148,8 +159,12 @@ class PlaceNet(nn.Module):
         return self.whiten(self.pool(self.features(images)))
 
 
-def build_model(arch: ArchConfig, pretrained: bool = False, backbone_weights: str = "",
-                preprocessing: Preprocessing | None = None) -> PlaceNet:
+def build_model(
+    arch: ArchConfig,
+    pretrained: bool = False,
+    backbone_weights: str = "",
+    preprocessing: Preprocessing | None = None,
+) -> PlaceNet:
     """A PlaceNet with the named backbone; NetVLAD centroids are random until fitted or loaded.
 
     ``preprocessing`` overrides the backbone's own (for weights trained with another convention).
@@ -157,4 +172,6 @@ def build_model(arch: ArchConfig, pretrained: bool = False, backbone_weights: st
     from .backbones import build_backbone
 
     backbone = build_backbone(arch.backbone, pretrained=pretrained, weights_file=backbone_weights)
-    return PlaceNet(arch, backbone.module, backbone.feature_dim, preprocessing or backbone.preprocessing)
+    return PlaceNet(
+        arch, backbone.module, backbone.feature_dim, preprocessing or backbone.preprocessing
+    )

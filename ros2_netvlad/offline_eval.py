@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import bags, datasets
-from .config import ModelConfig
+from .config import ModelConfig, write_resolved_config
 from .database import MapDatabase
 from .describe import Describer
 from .errors import InputError
@@ -32,7 +32,9 @@ class QueryFrame:
 
 def bag_queries(bag: Path, image_topic: str, poses: bags.PoseLookup) -> Iterator[QueryFrame]:
     for frame in bags.frames(bag, image_topic, poses):
-        yield QueryFrame(f"{bag.name}@{frame.stamp_ns}", frame.image, frame.pose.position, frame.stamp_ns)
+        yield QueryFrame(
+            f"{bag.name}@{frame.stamp_ns}", frame.image, frame.pose.position, frame.stamp_ns
+        )
 
 
 def folder_queries(posed: list[datasets.PosedImage]) -> Iterator[QueryFrame]:
@@ -45,18 +47,30 @@ def map_image(database: MapDatabase, entry_id: int) -> np.ndarray | None:
     return None if jpeg is None else compressed_to_rgb(jpeg, "jpeg")
 
 
-def evaluate(map_dir: Path, queries: Iterator[QueryFrame], out: Path, threshold: float = 25.0,
-             model_config: ModelConfig = ModelConfig(), top_n: int = 20, weights: str = "",
-             progress: bool = True) -> dict:
+def evaluate(
+    map_dir: Path,
+    queries: Iterator[QueryFrame],
+    out: Path,
+    threshold: float = 25.0,
+    model_config: ModelConfig = ModelConfig(),
+    top_n: int = 20,
+    weights: str = "",
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
     """Writes metrics.json, report.md and plots into ``out``; returns the metrics."""
     start = time.perf_counter()
     model = load(weights or Path(map_dir) / "model.pt")
     database = MapDatabase.load(map_dir, fingerprint(model))
-    describer = Describer(model, model_config)
+    describer = Describer(model, database.describe_config(model_config, force))
     frames, descriptors = [], []
     for query in tqdm(queries, desc="describing queries", unit="img", disable=not progress):
         descriptors.append(describer(query.image))
-        frames.append(QueryFrame(query.name, cv2.resize(query.image, (160, 120)), query.position, query.stamp_ns))
+        frames.append(
+            QueryFrame(
+                query.name, cv2.resize(query.image, (160, 120)), query.position, query.stamp_ns
+            )
+        )
     if not frames:
         raise InputError("the query set is empty")
     scores, ids = database.search(np.stack(descriptors), top_n)
@@ -64,10 +78,31 @@ def evaluate(map_dir: Path, queries: Iterator[QueryFrame], out: Path, threshold:
     retrieved = np.where((ids >= 0)[..., None], map_positions[np.clip(ids, 0, None)], np.nan)
     positions = np.stack([f.position for f in frames])
     metrics, per_query = retrieval_metrics(retrieved, scores, positions, map_positions, threshold)
-    metrics.update({"seconds": round(time.perf_counter() - start, 2), "model_fingerprint": database.fingerprint})
+    metrics.update(
+        {
+            "seconds": round(time.perf_counter() - start, 2),
+            "model_fingerprint": database.fingerprint,
+        }
+    )
     failures = _worst_failures(frames, per_query, ids, database, map_positions, threshold)
-    write_report(out, f"Evaluation of {Path(map_dir).name}", metrics, per_query, map_positions, positions,
-                 failures=failures)
+    write_resolved_config(
+        out,
+        map=map_dir,
+        weights=weights or Path(map_dir) / "model.pt",
+        threshold=threshold,
+        model=describer.config,
+        queries=len(frames),
+        geo_origin=database.geo_origin,
+    )
+    write_report(
+        out,
+        f"Evaluation of {Path(map_dir).name}",
+        metrics,
+        per_query,
+        map_positions,
+        positions,
+        failures=failures,
+    )
     return metrics
 
 
@@ -78,7 +113,12 @@ def _worst_failures(frames, per_query, ids, database, map_positions, threshold, 
     strip = []
     for q in worst:
         true = np.argmin(np.linalg.norm(map_positions - frames[q].position, axis=1))
-        caption = f"{frames[q].name} score {per_query['top1_score'][q]:.2f}, off by {per_query['top1_distance'][q]:.0f} m"
-        right = map_image(database, int(true)) if np.linalg.norm(map_positions[true] - frames[q].position) <= threshold else None
+        score, off_by = per_query["top1_score"][q], per_query["top1_distance"][q]
+        caption = f"{frames[q].name} score {score:.2f}, off by {off_by:.0f} m"
+        right = (
+            map_image(database, int(true))
+            if np.linalg.norm(map_positions[true] - frames[q].position) <= threshold
+            else None
+        )
         strip.append((caption, frames[q].image, map_image(database, int(ids[q, 0])), right))
     return strip

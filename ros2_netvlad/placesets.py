@@ -41,14 +41,18 @@ class PlaceSet:
     def load(self, index: int, size: tuple[int, int]) -> np.ndarray:
         """RGB uint8 image ``index`` resized to ``size`` (width, height)."""
         item = self.images[index]
-        image = compressed_to_rgb(item, "jpeg") if isinstance(item, bytes) else datasets.read_rgb(item)
+        image = (
+            compressed_to_rgb(item, "jpeg") if isinstance(item, bytes) else datasets.read_rgb(item)
+        )
         return resize(image, size)
 
     def check_readable(self) -> None:
         """Fails naming the first missing image file, before hours of training find it."""
         missing = [p for p in self.images if isinstance(p, Path) and not p.is_file()]
         if missing:
-            raise datasets.DatasetError(f"{len(missing)} of {len(self)} images are missing, e.g. {missing[0]}")
+            raise datasets.DatasetError(
+                f"{len(missing)} of {len(self)} images are missing, e.g. {missing[0]}"
+            )
 
 
 class ImageLoader:
@@ -76,7 +80,9 @@ class Split:
     def triplets(self, positive_radius: float, negative_radius: float) -> TripletSets:
         """Potential positives / non-negatives per query; an image never counts as its own positive
         (when the same traversal is given as database and queries)."""
-        sets = triplet_sets(self.queries.positions, self.database.positions, positive_radius, negative_radius)
+        sets = triplet_sets(
+            self.queries.positions, self.database.positions, positive_radius, negative_radius
+        )
         index = {name: i for i, name in enumerate(self.database.names)}
         keep, positives, non_negatives = [], [], []
         for q, pos, non in zip(sets.queries, sets.positives, sets.non_negatives):
@@ -86,23 +92,35 @@ class Split:
                 keep.append(q)
                 positives.append(pos)
                 non_negatives.append(non)
-        return TripletSets(np.array(keep, np.int64), positives, non_negatives, len(self.queries) - len(keep))
+        return TripletSets(
+            np.array(keep, np.int64), positives, non_negatives, len(self.queries) - len(keep)
+        )
 
 
 # --- building sets --------------------------------------------------------------------------------
 
-def from_sources(sources: list[Source], size: tuple[int, int], keyframes: KeyframeConfig = KeyframeConfig(),
-                 progress: bool = False) -> PlaceSet:
+
+def from_sources(
+    sources: list[Source],
+    size: tuple[int, int],
+    keyframes: KeyframeConfig = KeyframeConfig(),
+    progress: bool = False,
+) -> PlaceSet:
     """Keyframes of bags and folders, in order. Bag images are decoded once, resized to ``size``
     and kept as JPEG; folder images are read from disk when used."""
     counts: Counter = Counter()
     plan = plan_keyframes(sources, keyframes, counts)
     if not plan:
-        raise datasets.DatasetError(f"no usable images in {', '.join(_name(s) for s in sources)}: {dict(counts)}")
+        raise datasets.DatasetError(
+            f"no usable images in {', '.join(_name(s) for s in sources)}: {dict(counts)}"
+        )
     images: list[Path | bytes] = [b""] * len(plan)
     positions, names = np.zeros((len(plan), 3)), [""] * len(plan)
-    folder_items = {s: datasets.folder_images(src.folder, src.poses_csv)
-                    for s, src in enumerate(sources) if isinstance(src, FolderSource)}
+    folder_items = {
+        s: datasets.folder_images(src.folder, src.poses_csv)
+        for s, src in enumerate(sources)
+        if isinstance(src, FolderSource)
+    }
     bag_keys = [key for key in plan if key[0] not in folder_items]
     for n, (s, i) in enumerate(plan):
         if s in folder_items:
@@ -110,10 +128,15 @@ def from_sources(sources: list[Source], size: tuple[int, int], keyframes: Keyfra
             images[n], positions[n], names[n] = item.path, item.pose.position, str(item.path)
     slots = {key: n for n, key in enumerate(plan)}
     frames = frames_of(sources, bag_keys)
-    for k, frame in tqdm(frames, total=len(bag_keys), desc="reading bag frames", unit="img", disable=not progress):
+    for k, frame in tqdm(
+        frames, total=len(bag_keys), desc="reading bag frames", unit="img", disable=not progress
+    ):
         n = slots[bag_keys[k]]
-        images[n], positions[n], names[n] = rgb_to_jpeg(resize(frame.image, size), 95), frame.pose.position, \
-            f"{frame.source}@{frame.stamp_ns}"
+        images[n], positions[n], names[n] = (
+            rgb_to_jpeg(resize(frame.image, size), 95),
+            frame.pose.position,
+            f"{frame.source}@{frame.stamp_ns}",
+        )
     return PlaceSet(images, positions, names)
 
 
@@ -121,7 +144,9 @@ def _name(source: Source) -> str:
     return str(source.path if isinstance(source, BagSource) else source.folder)
 
 
-def source_from_path(path: str | Path, image_topic: str = "", poses: bags.PoseLookup | None = None) -> Source:
+def source_from_path(
+    path: str | Path, image_topic: str = "", poses: bags.PoseLookup | None = None
+) -> Source:
     """A rosbag2 directory or file (needs an image topic and a pose source), else an image folder
     whose poses come from ``poses.csv`` inside it or from UTM coordinates in the file names."""
     path = Path(path)
@@ -130,30 +155,48 @@ def source_from_path(path: str | Path, image_topic: str = "", poses: bags.PoseLo
     is_bag = path.suffix in (".mcap", ".db3") or (path / "metadata.yaml").is_file()
     if is_bag:
         if not image_topic or poses is None:
-            raise datasets.DatasetError(f"{path} is a rosbag2: give --image-topic and --pose-topic (or --tf-frames)")
+            raise datasets.DatasetError(
+                f"{path} is a rosbag2: give --image-topic and --pose-topic (or --tf-frames)"
+            )
         return BagSource(path, image_topic, poses)
     csv = path / "poses.csv"
     return FolderSource(path, csv if csv.is_file() else None)
 
 
-def from_mat(mat: str | Path, image_root: str | Path, positive_radius: float = 10.0,
-             negative_radius: float = 25.0) -> Split:
+def from_mat(
+    mat: str | Path,
+    image_root: str | Path,
+    positive_radius: float = 10.0,
+    negative_radius: float = 25.0,
+) -> Split:
     """The database and query images of a dbStruct .mat, paths relative to ``image_root``."""
     dataset = datasets.load_mat(mat)
     thresholds = (math.sqrt(dataset.non_triv_pos_dist_sq_thr), dataset.pos_dist_thr)
     if thresholds != (positive_radius, negative_radius):
-        log.warning("%s defines positives within %.1f m and matches within %.1f m; training uses %.1f m / %.1f m "
-                    "(set train.positive_radius / negative_radius to follow the dataset)", mat, *thresholds,
-                    positive_radius, negative_radius)
+        log.warning(
+            "%s defines positives within %.1f m and matches within %.1f m; training uses %.1f m / "
+            "%.1f m "
+            "(set train.positive_radius / negative_radius to follow the dataset)",
+            mat,
+            *thresholds,
+            positive_radius,
+            negative_radius,
+        )
     root = Path(image_root)
     if not root.is_dir():
         raise datasets.DatasetError(f"image root not found: {root}")
 
     def place_set(items: list[datasets.PosedImage]) -> PlaceSet:
-        return PlaceSet([i.path for i in items], np.array([i.pose.position for i in items]).reshape(-1, 3),
-                        [str(i.path) for i in items])
-    split = Split(place_set(datasets.mat_images(dataset, root, queries=False)),
-                  place_set(datasets.mat_images(dataset, root, queries=True)))
+        return PlaceSet(
+            [i.path for i in items],
+            np.array([i.pose.position for i in items]).reshape(-1, 3),
+            [str(i.path) for i in items],
+        )
+
+    split = Split(
+        place_set(datasets.mat_images(dataset, root, queries=False)),
+        place_set(datasets.mat_images(dataset, root, queries=True)),
+    )
     split.database.check_readable()
     split.queries.check_readable()
     return split

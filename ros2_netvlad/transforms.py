@@ -28,18 +28,23 @@ class TransformBuffer:
         self._dynamic.pop(child, None)  # rebuilt lazily
 
     def frames(self) -> set[str]:
-        edges = {**{c: p for c, (p, _) in self._static.items()}, **{c: v[0] for c, v in self._samples.items()}}
+        edges = {
+            **{c: p for c, (p, _) in self._static.items()},
+            **{c: v[0] for c, v in self._samples.items()},
+        }
         return set(edges) | set(edges.values())
 
     def lookup(self, target: str, source: str, stamp_ns: int, tolerance_ns: int) -> Pose | None:
         """Pose of ``source`` in ``target`` at ``stamp_ns``; None if a dynamic edge has no sample
-        close enough. Raises KeyError when the frames are not connected."""
+        close enough. Raises InputError when the frames are not connected."""
         target, source = target.lstrip("/"), source.lstrip("/")
         up_source, up_target = self._chain(source), self._chain(target)
         common = next((f for f, _ in up_source if f in {g for g, _ in up_target}), None)
         if common is None:
-            raise InputError(f"frames {target!r} and {source!r} are not connected in /tf "
-                           f"(known frames: {', '.join(sorted(self.frames())) or 'none'})")
+            raise InputError(
+                f"frames {target!r} and {source!r} are not connected in /tf "
+                f"(known frames: {', '.join(sorted(self.frames())) or 'none'})"
+            )
         root_to_source = self._to_ancestor(up_source, common, stamp_ns, tolerance_ns)
         root_to_target = self._to_ancestor(up_target, common, stamp_ns, tolerance_ns)
         if root_to_source is None or root_to_target is None:
@@ -65,8 +70,9 @@ class TransformBuffer:
             return self._samples[frame][0]
         return None
 
-    def _to_ancestor(self, chain: list[tuple[str, str | None]], ancestor: str, stamp_ns: int,
-                     tolerance_ns: int) -> Pose | None:
+    def _to_ancestor(
+        self, chain: list[tuple[str, str | None]], ancestor: str, stamp_ns: int, tolerance_ns: int
+    ) -> Pose | None:
         pose = Pose()
         for frame, _ in chain:
             if frame == ancestor:
@@ -82,5 +88,8 @@ class TransformBuffer:
             return self._static[child][1]
         if child not in self._dynamic:
             parent, stamps, positions, orientations = self._samples[child]
-            self._dynamic[child] = (parent, Trajectory(np.array(stamps), np.array(positions), np.array(orientations)))
+            self._dynamic[child] = (
+                parent,
+                Trajectory(np.array(stamps), np.array(positions), np.array(orientations)),
+            )
         return self._dynamic[child][1].at(stamp_ns, tolerance_ns)

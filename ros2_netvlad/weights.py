@@ -44,8 +44,11 @@ def checkpoint_bytes(model: PlaceNet, **extra: Any) -> bytes:
         "arch": dataclasses.asdict(model.arch),
         "preprocessing": dataclasses.asdict(model.preprocessing),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "meta": {"package_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                 "fingerprint": fingerprint(model)},
+        "meta": {
+            "package_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "fingerprint": fingerprint(model),
+        },
         **extra,
     }
     buffer = io.BytesIO()
@@ -96,13 +99,21 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as error:
-        globals_ = [line.strip() for line in str(error).splitlines() if "Unsupported global" in line]
+        globals_ = [
+            line.strip() for line in str(error).splitlines() if "Unsupported global" in line
+        ]
         if not globals_:
-            raise WeightsError(f"{path}: not a readable torch checkpoint (corrupt or another format)") from None
-        raise WeightsError(f"{path}: holds objects other than tensors ({globals_[0]}); if you trust this "
-                           f"file, load it with trusted=True (CLI: --trust-weights)") from None
+            raise WeightsError(
+                f"{path}: not a readable torch checkpoint (corrupt or another format)"
+            ) from None
+        raise WeightsError(
+            f"{path}: holds objects other than tensors ({globals_[0]}); if you trust this "
+            f"file, load it with trusted=True (CLI: --trust-weights)"
+        ) from None
     except Exception as error:  # torch raises many types for foreign or truncated files
-        raise WeightsError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+        raise WeightsError(
+            f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})"
+        ) from None
     if not isinstance(checkpoint, dict):
         raise WeightsError(f"{path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
     return checkpoint
@@ -111,8 +122,10 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "<memory>") -> PlaceNet:
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
-        raise WeightsError(f"{path}: checkpoint format_version {version} is not supported "
-                           f"(this package reads {FORMAT_VERSION})")
+        raise WeightsError(
+            f"{path}: checkpoint format_version {version} is not supported "
+            f"(this package reads {FORMAT_VERSION})"
+        )
     arch = from_dict(ArchConfig, checkpoint["arch"], "arch")
     model = build_model(arch, preprocessing=Preprocessing(**checkpoint["preprocessing"]))
     load_state(model, checkpoint["state_dict"], path)
@@ -124,10 +137,16 @@ def load_state(model: PlaceNet, state: dict[str, torch.Tensor], path: str | Path
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-              for k in expected.keys() & state.keys() if state[k].shape != expected[k].shape]
-    problems = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
-               ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else []) + shapes[:5]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected.keys() & state.keys()
+        if state[k].shape != expected[k].shape
+    ]
+    problems = (
+        ([f"missing {', '.join(missing[:5])}"] if missing else [])
+        + ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else [])
+        + shapes[:5]
+    )
     if problems:
         raise WeightsError(f"{path}: weights do not fit the model: {'; '.join(problems)}")
     model.load_state_dict(state)
@@ -136,8 +155,15 @@ def load_state(model: PlaceNet, state: dict[str, torch.Tensor], path: str | Path
 def fingerprint(model: PlaceNet) -> str:
     """A hash of everything that determines the descriptors: weights, preprocessing and dims."""
     digest = hashlib.sha256()
-    digest.update(repr((dataclasses.asdict(model.arch), dataclasses.asdict(model.preprocessing),
-                        model.output_dim)).encode())
+    digest.update(
+        repr(
+            (
+                dataclasses.asdict(model.arch),
+                dataclasses.asdict(model.preprocessing),
+                model.output_dim,
+            )
+        ).encode()
+    )
     for key, tensor in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

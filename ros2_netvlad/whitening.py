@@ -1,7 +1,7 @@
 """PCA whitening fitted on NetVLAD descriptors and written into the network as its whitening layer.
 
-y = diag(λ^-1/2) Uᵀ (x - μ), keeping the d directions of largest variance (the paper's PCA + whitening,
-faiss PCAMatrix with eigen_power = -0.5); the layer adds the final L2 normalization, and
+y = diag(λ^-1/2) Uᵀ (x - μ), keeping the d directions of largest variance (the paper's PCA +
+whitening, faiss PCAMatrix with eigen_power = -0.5); the layer adds the final L2 normalization, and
 truncating to the first n ≤ d dims stays valid because the dims are ordered by variance.
 """
 
@@ -19,13 +19,17 @@ from .model import PlaceNet, Whitening
 log = logging.getLogger(__name__)
 
 
-def fit_pca_whitening(descriptors: np.ndarray, dim: int, eps: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+def fit_pca_whitening(
+    descriptors: np.ndarray, dim: int, eps: float = 1e-9
+) -> tuple[np.ndarray, np.ndarray]:
     """(weight d×D, bias d) of the whitening map, fitted with faiss PCAMatrix (eigen power -0.5)."""
     x = np.ascontiguousarray(descriptors, dtype=np.float32)
     n, in_dim = x.shape
     if dim > min(n, in_dim):
-        raise InputError(f"PCA to {dim} dims needs at least {dim} descriptors and input dims; "
-                         f"got {n} descriptors of {in_dim}-D (describe more images or lower the dims)")
+        raise InputError(
+            f"PCA to {dim} dims needs at least {dim} descriptors and input dims; "
+            f"got {n} descriptors of {in_dim}-D (describe more images or lower the dims)"
+        )
     pca = faiss.PCAMatrix(in_dim, dim, -0.5, False)
     pca.epsilon = eps
     pca.train(x)
@@ -34,13 +38,18 @@ def fit_pca_whitening(descriptors: np.ndarray, dim: int, eps: float = 1e-9) -> t
     return matrix, -matrix @ mean
 
 
-def apply_whitening(model: PlaceNet, weight: np.ndarray, bias: np.ndarray, output_dim: int = 0) -> PlaceNet:
-    """Installs the whitening layer (replacing any earlier one) and records it in the model's arch."""
+def apply_whitening(
+    model: PlaceNet, weight: np.ndarray, bias: np.ndarray, output_dim: int = 0
+) -> PlaceNet:
+    """Installs the whitening layer (replacing any earlier one) and records it in the model's
+    arch."""
     import dataclasses
 
     dim, in_dim = weight.shape
     if in_dim != model.pool.output_dim:
-        raise InputError(f"whitening expects {in_dim}-D input but NetVLAD gives {model.pool.output_dim}-D")
+        raise InputError(
+            f"whitening expects {in_dim}-D input but NetVLAD gives {model.pool.output_dim}-D"
+        )
     layer = Whitening(in_dim, dim, output_dim)
     with torch.no_grad():
         layer.linear.weight.copy_(torch.from_numpy(np.asarray(weight, np.float32)))
@@ -57,6 +66,7 @@ def pooled_descriptors(model: PlaceNet, describer, images) -> np.ndarray:
     model.whiten = torch.nn.Identity()
     try:
         from .describe import describe_all
+
         return describe_all(describer, images)
     finally:
         model.whiten = saved

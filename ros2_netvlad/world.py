@@ -18,12 +18,26 @@ from .errors import InputError
 
 # (photo, window as fractions x0, y0, x1, y1): big photos give two places each.
 PLACE_SOURCES: tuple[tuple[str, tuple[float, float, float, float]], ...] = (
-    ("astronaut", (0, 0, 1, 1)), ("chelsea", (0, 0, 1, 1)), ("coffee", (0, 0, 1, 1)),
-    ("rocket", (0, 0, 1, 1)), ("hubble_deep_field", (0, 0, 0.55, 1)), ("hubble_deep_field", (0.45, 0, 1, 1)),
-    ("immunohistochemistry", (0, 0, 1, 1)), ("retina", (0, 0, 0.55, 1)), ("retina", (0.45, 0, 1, 1)),
-    ("stereo_motorcycle", (0, 0, 0.55, 1)), ("stereo_motorcycle", (0.45, 0, 1, 1)), ("colorwheel", (0, 0, 1, 1)),
-    ("camera", (0, 0, 1, 1)), ("brick", (0, 0, 1, 1)), ("grass", (0, 0, 1, 1)), ("gravel", (0, 0, 1, 1)),
-    ("moon", (0, 0, 1, 1)), ("coins", (0, 0, 1, 1)), ("clock", (0, 0, 1, 1)), ("cell", (0, 0, 1, 1)),
+    ("astronaut", (0, 0, 1, 1)),
+    ("chelsea", (0, 0, 1, 1)),
+    ("coffee", (0, 0, 1, 1)),
+    ("rocket", (0, 0, 1, 1)),
+    ("hubble_deep_field", (0, 0, 0.55, 1)),
+    ("hubble_deep_field", (0.45, 0, 1, 1)),
+    ("immunohistochemistry", (0, 0, 1, 1)),
+    ("retina", (0, 0, 0.55, 1)),
+    ("retina", (0.45, 0, 1, 1)),
+    ("stereo_motorcycle", (0, 0, 0.55, 1)),
+    ("stereo_motorcycle", (0.45, 0, 1, 1)),
+    ("colorwheel", (0, 0, 1, 1)),
+    ("camera", (0, 0, 1, 1)),
+    ("brick", (0, 0, 1, 1)),
+    ("grass", (0, 0, 1, 1)),
+    ("gravel", (0, 0, 1, 1)),
+    ("moon", (0, 0, 1, 1)),
+    ("coins", (0, 0, 1, 1)),
+    ("clock", (0, 0, 1, 1)),
+    ("cell", (0, 0, 1, 1)),
 )
 
 
@@ -56,17 +70,24 @@ def place_image(place: Place) -> np.ndarray:
     image = photo(place.photo)
     h, w = image.shape[:2]
     x0, y0, x1, y1 = place.window
-    return image[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
+    return image[round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)]
 
 
-def render_view(place: Place, rng: np.random.Generator, size: tuple[int, int] = (320, 240),
-                changed: bool = False) -> np.ndarray:
-    """One camera view of a place: a random perspective crop, plus condition changes if ``changed``."""
+def render_view(
+    place: Place,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (320, 240),
+    changed: bool = False,
+) -> np.ndarray:
+    """One camera view of a place: a random perspective crop, plus condition changes if
+    ``changed``."""
     view = _perspective_crop(place_image(place), rng, size)
     return _change_conditions(view, rng) if changed else view
 
 
-def _perspective_crop(image: np.ndarray, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+def _perspective_crop(
+    image: np.ndarray, rng: np.random.Generator, size: tuple[int, int]
+) -> np.ndarray:
     h, w = image.shape[:2]
     scale = rng.uniform(0.7, 0.95)  # the camera sees most, never all, of the place
     cw, ch = w * scale, h * scale
@@ -75,7 +96,9 @@ def _perspective_crop(image: np.ndarray, rng: np.random.Generator, size: tuple[i
     corners += rng.uniform(-0.08, 0.08, size=(4, 2)).astype(np.float32) * np.float32([cw, ch])
     target = np.float32([[0, 0], [size[0], 0], [size[0], size[1]], [0, size[1]]])
     homography = cv2.getPerspectiveTransform(corners, target)
-    return cv2.warpPerspective(image, homography, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpPerspective(
+        image, homography, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT
+    )
 
 
 def _change_conditions(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -88,7 +111,7 @@ def _change_conditions(view: np.ndarray, rng: np.random.Generator) -> np.ndarray
     h, w = out.shape[:2]
     oh, ow = int(h * rng.uniform(0.15, 0.35)), int(w * rng.uniform(0.15, 0.35))
     oy, ox = rng.integers(0, h - oh), rng.integers(0, w - ow)
-    out[oy:oy + oh, ox:ox + ow] = rng.uniform(0, 255, size=3)  # something parked in front
+    out[oy : oy + oh, ox : ox + ow] = rng.uniform(0, 255, size=3)  # something parked in front
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -118,10 +141,20 @@ def view_pose(index: int, count: int, offset: float):
     return Pose(place_position(index, count) + offset * tangent, yaw_quaternion(angle + np.pi / 2))
 
 
-def write_traversal(path, places_: list[Place], *, seed: int, changed: bool = False, storage: str = "mcap",
-                    compressed: bool = True, size: tuple[int, int] = (320, 240), rate_hz: float = 2.0,
-                    start_ns: int = 1_700_000_000_000_000_000, image_topic: str = "/camera/image_raw",
-                    odom_topic: str = "/odom") -> list[tuple[int, int, np.ndarray]]:
+def write_traversal(
+    path,
+    places_: list[Place],
+    *,
+    seed: int,
+    changed: bool = False,
+    storage: str = "mcap",
+    compressed: bool = True,
+    size: tuple[int, int] = (320, 240),
+    rate_hz: float = 2.0,
+    start_ns: int = 1_700_000_000_000_000_000,
+    image_topic: str = "/camera/image_raw",
+    odom_topic: str = "/odom",
+) -> list[tuple[int, int, np.ndarray]]:
     """Drives past every place once, photographing it from each of VIEW_OFFSETS, and writes the
     images (CompressedImage on ``image_topic + '/compressed'`` or raw Image) and nav_msgs/Odometry
     ground truth (twice the camera rate) into a new bag. Returns (stamp, place index, position)."""
@@ -138,18 +171,24 @@ def write_traversal(path, places_: list[Place], *, seed: int, changed: bool = Fa
             for offset in VIEW_OFFSETS:
                 pose = view_pose(place.index, count, offset)
                 view = render_view(place, rng, size, changed)
-                msg = messages.compressed(view, stamp) if compressed else messages.image(view, stamp)
+                msg = (
+                    messages.compressed(view, stamp) if compressed else messages.image(view, stamp)
+                )
                 bag.write(topic, msg, stamp)
                 # odometry at twice the camera rate: at the image, and halfway to the next view
                 bag.write(odom_topic, messages.odometry(pose, stamp), stamp)
                 halfway = view_pose(place.index, count, offset + 2.0)
-                bag.write(odom_topic, messages.odometry(halfway, stamp + period // 2), stamp + period // 2)
+                bag.write(
+                    odom_topic, messages.odometry(halfway, stamp + period // 2), stamp + period // 2
+                )
                 truth.append((stamp, place.index, pose.position))
                 stamp += period
     return truth
 
 
-def view_set(places_: list[Place], *, seed: int, changed: bool = False, size: tuple[int, int] = (320, 240)):
+def view_set(
+    places_: list[Place], *, seed: int, changed: bool = False, size: tuple[int, int] = (320, 240)
+):
     """One traversal as an in-memory PlaceSet (JPEG views and positions, no bag): what the training
     tests, the benchmark and quick experiments use."""
     from .imaging import rgb_to_jpeg

@@ -14,13 +14,16 @@ from ros2_netvlad.model import build_model
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
     """Real RGB photographs shipped with scikit-image."""
-    return {name: getattr(skimage.data, name)() for name in ("astronaut", "chelsea", "coffee", "rocket")}
+    return {
+        name: getattr(skimage.data, name)() for name in ("astronaut", "chelsea", "coffee", "rocket")
+    }
 
 
 @pytest.fixture(scope="session")
 def small_map(tmp_path_factory):
     """A map of five demo places for the node tests (built once per session)."""
     from nodeutil import make_small_map  # test helper module beside this file
+
     return make_small_map(tmp_path_factory.mktemp("small_map"))
 
 

@@ -10,7 +10,6 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
-from rosutil import spin_until
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from ros2_netvlad import world
@@ -19,7 +18,14 @@ from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
 from ros2_netvlad.geometry import Pose
 from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
 from ros2_netvlad.model import build_model
-from ros2_netvlad.ros.conversions import cloud_to_candidates, ns_to_stamp, pose_msg, rgb_to_compressed, rgb_to_image
+from ros2_netvlad.ros.conversions import (
+    cloud_to_candidates,
+    ns_to_stamp,
+    pose_msg,
+    rgb_to_compressed,
+    rgb_to_image,
+)
+from rosutil import spin_until
 
 PLACES = world.places(5)
 NS = "/robot/netvlad_localizer"
@@ -35,11 +41,22 @@ class Client:
         self.odom = self.node.create_publisher(Odometry, "/odom", 10)
         self.clouds, self.priors, self.diagnostics = {}, {}, []
         self._subs = [
-            self.node.create_subscription(PointCloud2, f"{namespace}/loop_closures",
-                                          lambda m: self.clouds.__setitem__(self.key(m), m), 50),
-            self.node.create_subscription(PoseWithCovarianceStamped, f"{namespace}/pose_prior",
-                                          lambda m: self.priors.__setitem__(self.key(m), m), 50),
-            self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)]
+            self.node.create_subscription(
+                PointCloud2,
+                f"{namespace}/loop_closures",
+                lambda m: self.clouds.__setitem__(self.key(m), m),
+                50,
+            ),
+            self.node.create_subscription(
+                PoseWithCovarianceStamped,
+                f"{namespace}/pose_prior",
+                lambda m: self.priors.__setitem__(self.key(m), m),
+                50,
+            ),
+            self.node.create_subscription(
+                DiagnosticArray, "/diagnostics", self.diagnostics.append, 50
+            ),
+        ]
         self.namespace = namespace
 
     @staticmethod
@@ -49,13 +66,21 @@ class Client:
     def wait_ready(self, process, timeout=90.0):
         def ready():
             assert process.poll() is None, f"node exited with {process.returncode}"
-            return (self.raw.get_subscription_count() > 0 and self.compressed.get_subscription_count() > 0
-                    and self.node.count_publishers(f"{self.namespace}/loop_closures") > 0)
+            return (
+                self.raw.get_subscription_count() > 0
+                and self.compressed.get_subscription_count() > 0
+                and self.node.count_publishers(f"{self.namespace}/loop_closures") > 0
+            )
+
         spin_until(self.executor, ready, timeout, "the node to come up")
 
     def send(self, rgb, stamp_ns, compressed=False, timeout=30.0) -> PointCloud2:
         stamp = ns_to_stamp(stamp_ns)
-        msg = rgb_to_compressed(rgb, stamp) if compressed else rgb_to_image(rgb, stamp, encoding="bgr8")
+        msg = (
+            rgb_to_compressed(rgb, stamp)
+            if compressed
+            else rgb_to_image(rgb, stamp, encoding="bgr8")
+        )
         publisher = self.compressed if compressed else self.raw
         deadline = time.monotonic() + timeout
         while stamp_ns not in self.clouds:  # best-effort transport: resend until processed
@@ -83,19 +108,30 @@ def make_small_map(root: Path) -> Path:
     """Five demo places, EfficientNet-Lite0 (real ImageNet weights) with K=8 fitted on the map."""
     world.write_traversal(root / "bag", PLACES, seed=1)
     model = build_model(ArchConfig("efficientnet_lite0", 8), pretrained=True)
-    options = BuildOptions(model=ModelConfig(device="cpu", max_side=320), keyframes=KeyframeConfig(min_distance=5.0),
-                           fit_clusters=True, progress=False)
-    build_map(root / "map", [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
-              model, options)
+    options = BuildOptions(
+        model=ModelConfig(device="cpu", max_side=320),
+        keyframes=KeyframeConfig(min_distance=5.0),
+        fit_clusters=True,
+        progress=False,
+    )
+    build_map(
+        root / "map",
+        [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
+        model,
+        options,
+    )
     return root / "map"
 
 
 def publish_odometry(client: Client, route: list[tuple[object, int]]) -> None:
-    """The odometry of a whole drive (reliable QoS: the node keeps it), placed at the route's places."""
+    """The odometry of a whole drive (reliable QoS: the node keeps it), placed at the route's
+    places."""
     for place, stamp in route:
         odom = Odometry()
         odom.header.stamp, odom.header.frame_id = ns_to_stamp(stamp), "map"
-        odom.pose.pose = pose_msg(world.place_position(place.index, len(PLACES)), Pose().orientation)
+        odom.pose.pose = pose_msg(
+            world.place_position(place.index, len(PLACES)), Pose().orientation
+        )
         client.odom.publish(odom)
     end = time.monotonic() + 1.0  # let the reliable odometry arrive before the first image
     while time.monotonic() < end:
@@ -104,5 +140,7 @@ def publish_odometry(client: Client, route: list[tuple[object, int]]) -> None:
 
 def drive(client: Client, route: list[tuple[object, int]], seed: int = 200) -> list[np.ndarray]:
     """Sends one view per route stop and returns the candidate tables, in order."""
-    return [cloud_to_candidates(client.send(query_view(place, seed + n), stamp)) for n, (place, stamp) in
-            enumerate(route)]
+    return [
+        cloud_to_candidates(client.send(query_view(place, seed + n), stamp))
+        for n, (place, stamp) in enumerate(route)
+    ]

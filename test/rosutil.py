@@ -26,7 +26,8 @@ def configure_environment(log_dir: Path) -> None:
 
 
 def ros_session(log_dir: Path, name: str):
-    """Generator for a module fixture: an isolated rclpy context with one client node and executor."""
+    """Generator for a module fixture: an isolated rclpy context with one client node and
+    executor."""
     configure_environment(log_dir)
     rclpy.init()
     node = rclpy.create_node(name)
@@ -46,8 +47,12 @@ def executable(name: str) -> str:
     return found
 
 
-def start_node(params: dict[str, object], remaps: dict[str, str], extra_params_file: Path | None = None,
-               log: Path | None = None) -> subprocess.Popen:
+def start_node(
+    params: dict[str, object],
+    remaps: dict[str, str],
+    extra_params_file: Path | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen:
     args = [executable("netvlad_localizer"), "--ros-args", "--params-file", str(PARAMS)]
     if extra_params_file:
         args += ["--params-file", str(extra_params_file)]
@@ -78,4 +83,12 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> int:
     return process.wait()
 
 
-__all__ = ["configure_environment", "executable", "ros_session", "start_node", "spin_until", "stop", "rclpy"]
+__all__ = [
+    "configure_environment",
+    "executable",
+    "ros_session",
+    "start_node",
+    "spin_until",
+    "stop",
+    "rclpy",
+]

@@ -9,7 +9,8 @@ import torchvision
 from ros2_netvlad.backbones import EFFICIENTNET_LITE, build_backbone
 from ros2_netvlad.config import BACKBONES
 
-# ImageNet classes: 281 tabby, 282 tiger cat, 285 Egyptian cat; 504 coffee mug, 967 espresso, 968 cup.
+# ImageNet classes: 281 tabby, 282 tiger cat, 285 Egyptian cat; 504 coffee mug, 967 espresso, 968
+# cup.
 CATS = {281, 282, 283, 284, 285}
 COFFEE = {504, 967, 968}
 
@@ -52,7 +53,9 @@ def classify_lite0(image: np.ndarray) -> list[int]:
     net = timm.create_model("efficientnet_lite0", pretrained=False)
     net.load_state_dict(efficientnet_lite0_state_dict(net))
     x = cv2.resize(image, (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    x = (x - np.array(EFFICIENTNET_LITE.mean, np.float32)) / np.array(EFFICIENTNET_LITE.std, np.float32)
+    x = (x - np.array(EFFICIENTNET_LITE.mean, np.float32)) / np.array(
+        EFFICIENTNET_LITE.std, np.float32
+    )
     with torch.no_grad():
         logits = net.eval()(torch.from_numpy(x).permute(2, 0, 1)[None])
     return logits[0].topk(5).indices.tolist()
@@ -60,7 +63,9 @@ def classify_lite0(image: np.ndarray) -> list[int]:
 
 def test_efficientnet_lite0_real_weights_classify_real_photos(photos):
     assert CATS & set(classify_lite0(photos["chelsea"])), "chelsea must be a cat class in the top 5"
-    assert COFFEE & set(classify_lite0(photos["coffee"])), "coffee must be a cup/espresso in the top 5"
+    assert COFFEE & set(classify_lite0(photos["coffee"])), (
+        "coffee must be a cup/espresso in the top 5"
+    )
 
 
 def test_efficientnet_lite0_backbone_uses_those_weights():

@@ -35,23 +35,39 @@ def write(path, storage, pose_kind, compressed=False):
             elif pose_kind == "tf":
                 bag.write("/tf", messages.tf_message([("odom", "base_link", pose)], t), t)
         if pose_kind == "tf":
-            bag.write("/tf_static", messages.tf_message([("map", "odom", Pose((10, 0, 0))),
-                                                         ("base_link", "camera", Pose((0, 0, 1)))], 0), 0)
+            bag.write(
+                "/tf_static",
+                messages.tf_message(
+                    [("map", "odom", Pose((10, 0, 0))), ("base_link", "camera", Pose((0, 0, 1)))], 0
+                ),
+                0,
+            )
         for k in (1, 2, 3, 4, 5, 30):
-            msg = messages.compressed(scene(k), k * SECOND, fmt="png") if compressed else \
-                messages.image(scene(k), k * SECOND, encoding="bgr8")
+            msg = (
+                messages.compressed(scene(k), k * SECOND, fmt="png")
+                if compressed
+                else messages.image(scene(k), k * SECOND, encoding="bgr8")
+            )
             bag.write("/cam/compressed" if compressed else "/cam", msg, k * SECOND)
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
-@pytest.mark.parametrize("pose_kind, lookup", [
-    ("odom", PoseLookup("/odom")), ("pose", PoseLookup("/pose")), ("posecov", PoseLookup("/pose")),
-    ("tf", PoseLookup(tf_frames=("map", "camera")))])
+@pytest.mark.parametrize(
+    "pose_kind, lookup",
+    [
+        ("odom", PoseLookup("/odom")),
+        ("pose", PoseLookup("/pose")),
+        ("posecov", PoseLookup("/pose")),
+        ("tf", PoseLookup(tf_frames=("map", "camera"))),
+    ],
+)
 def test_frames_with_metric_poses(tmp_path, storage, pose_kind, lookup):
     compressed = pose_kind == "pose"
     write(tmp_path / "bag", storage, pose_kind, compressed=compressed)
     counts = Counter()
-    got = list(frames(tmp_path / "bag", "/cam/compressed" if compressed else "/cam", lookup, counts=counts))
+    got = list(
+        frames(tmp_path / "bag", "/cam/compressed" if compressed else "/cam", lookup, counts=counts)
+    )
     assert [f.stamp_ns for f in got] == [k * SECOND for k in range(1, 6)]
     assert counts["no pose within tolerance"] == 1 and counts["images"] == 6
     offset = np.array([10.0, 0, 1]) if pose_kind == "tf" else np.zeros(3)
@@ -73,8 +89,15 @@ def test_gnss_poses_become_local_metres(tmp_path):
 def test_keyframe_rule_and_pose_covariance(tmp_path):
     write(tmp_path / "bag", "sqlite3", "odom")
     counts = Counter()
-    got = list(frames(tmp_path / "bag", "/cam", PoseLookup("/odom"), keep=lambda pose, stamp: stamp % (2 * SECOND) == 0,
-                      counts=counts))
+    got = list(
+        frames(
+            tmp_path / "bag",
+            "/cam",
+            PoseLookup("/odom"),
+            keep=lambda pose, stamp: stamp % (2 * SECOND) == 0,
+            counts=counts,
+        )
+    )
     assert [f.stamp_ns for f in got] == [2 * SECOND, 4 * SECOND] and counts["not a keyframe"] == 3
     assert read_poses(tmp_path / "bag", "/odom").trajectory.covariances[0][0] == 0.5
     assert got[0].covariance is not None and got[0].covariance[0] == 0.5  # travels into map entries
@@ -82,7 +105,9 @@ def test_keyframe_rule_and_pose_covariance(tmp_path):
 
 def test_bag_errors_name_bag_and_topic(tmp_path):
     write(tmp_path / "bag", "mcap", "odom")
-    with pytest.raises(BagError, match="no topic '/camera'; the bag has: /cam \\[sensor_msgs/msg/Image\\]"):
+    with pytest.raises(
+        BagError, match="no topic '/camera'; the bag has: /cam \\[sensor_msgs/msg/Image\\]"
+    ):
         list(frames(tmp_path / "bag", "/camera", PoseLookup("/odom")))
     with pytest.raises(BagError, match="/cam is sensor_msgs/msg/Image, expected one of nav_msgs"):
         read_poses(tmp_path / "bag", "/cam")
@@ -94,12 +119,15 @@ def test_bag_errors_name_bag_and_topic(tmp_path):
         PoseLookup("/odom", ("map", "camera"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (("yuv422", 2, 2, 4, b"\0" * 8), "unsupported encoding"),
-    (("rgb8", 0, 4, 12, b""), "zero-size"),
-    (("rgb8", 2, 4, 10, b"\0" * 24), "step 10 is smaller"),
-    (("rgb8", 2, 4, 12, b"\0" * 20), "data holds 20 bytes"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("yuv422", 2, 2, 4, b"\0" * 8), "unsupported encoding"),
+        (("rgb8", 0, 4, 12, b""), "zero-size"),
+        (("rgb8", 2, 4, 10, b"\0" * 24), "step 10 is smaller"),
+        (("rgb8", 2, 4, 12, b"\0" * 20), "data holds 20 bytes"),
+    ],
+)
 def test_raw_image_errors(args, message):
     with pytest.raises(ImageDecodeError, match=message):
         raw_to_rgb(*args)

@@ -41,8 +41,12 @@ def test_initialization_on_real_photos(photos):
     with torch.no_grad():
         logits = model.pool.conv(torch.from_numpy(features)[:, :, None, None])[:, :, 0, 0]
     top2 = logits.topk(2, dim=1).values
-    assert float((top2[:, 0] - top2[:, 1]).mean()) == pytest.approx(np.log(ASSIGNMENT_RATIO), rel=1e-3)
+    assert float((top2[:, 0] - top2[:, 1]).mean()) == pytest.approx(
+        np.log(ASSIGNMENT_RATIO), rel=1e-3
+    )
     assert alpha > 0
     descriptors = describer(images)
     similarity = descriptors @ descriptors.T
-    assert np.all(similarity[~np.eye(len(images), dtype=bool)] < 0.95), "distinct photos must differ"
+    assert np.all(similarity[~np.eye(len(images), dtype=bool)] < 0.95), (
+        "distinct photos must differ"
+    )

@@ -15,9 +15,13 @@ def core_modules() -> list[str]:
 def test_core_modules_import_without_rclpy():
     modules = core_modules()
     assert "ros2_netvlad.model" in modules and "ros2_netvlad.describe" in modules
-    code = ("import importlib, sys\n"
-            f"for name in {modules!r}: importlib.import_module(name)\n"
-            "bad = sorted(m for m in sys.modules if m == 'rclpy' or m.endswith('_msgs'))\n"
-            "print(','.join(bad))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m == 'rclpy' or m.endswith('_msgs'))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "", f"core imported ROS modules: {result.stdout}"

@@ -21,9 +21,18 @@ def unit_vectors(n, dim, seed=0):
 
 
 def entries(n, offset=0):
-    return [Entry(1_000 * (i + offset), "map", (float(i + offset), 2.0 * i, 0.0), (0, 0, 0, 1),
-                  tuple(np.eye(6).reshape(-1) * i) if i % 2 else None, (47.0, 8.0 + i * 1e-4, 400.0) if i % 3 == 0 else None,
-                  f"bag:/cam#{i}") for i in range(n)]
+    return [
+        Entry(
+            1_000 * (i + offset),
+            "map",
+            (float(i + offset), 2.0 * i, 0.0),
+            (0, 0, 0, 1),
+            tuple(np.eye(6).reshape(-1) * i) if i % 2 else None,
+            (47.0, 8.0 + i * 1e-4, 400.0) if i % 3 == 0 else None,
+            f"bag:/cam#{i}",
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -45,18 +54,31 @@ def test_entries_round_trip_every_field(database, tmp_path):
     database.save(tmp_path / "map")
     loaded = MapDatabase.load(tmp_path / "map", fingerprint="abc")
     assert loaded.entries([0, 1, 3, 199]) == database.entries([0, 1, 3, 199])
-    assert loaded.entries([3])[0].covariance[7] == 3.0 and loaded.entries([3])[0].geo == (47.0, 8.0003, 400.0)
+    assert loaded.entries([3])[0].covariance[7] == 3.0 and loaded.entries([3])[0].geo == (
+        47.0,
+        8.0003,
+        400.0,
+    )
     np.testing.assert_allclose(loaded.positions()[5], (5, 10, 0))
     np.testing.assert_array_equal(loaded.descriptors(), unit_vectors(200, 32))
     manifest = json.loads((tmp_path / "map" / MANIFEST).read_text())
-    assert manifest["count"] == 200 and manifest["descriptor_dim"] == 32 and manifest["metric"] == "inner_product"
+    assert (
+        manifest["count"] == 200
+        and manifest["descriptor_dim"] == 32
+        and manifest["metric"] == "inner_product"
+    )
 
 
-@pytest.mark.parametrize("index, fp16, min_agreement", [("IVF16,PQ8", False, 0.6), ("HNSW16", False, 0.95),
-                                                          ("Flat", True, 0.99)])
+@pytest.mark.parametrize(
+    "index, fp16, min_agreement",
+    [("IVF16,PQ8", False, 0.6), ("HNSW16", False, 0.95), ("Flat", True, 0.99)],
+)
 def test_approximate_indexes_agree_with_exact(tmp_path, index, fp16, min_agreement):
     data = unit_vectors(2000, 32)
-    exact, approx = MapDatabase.create(32), MapDatabase.create(32, DatabaseConfig(index=index, fp16=fp16))
+    exact, approx = (
+        MapDatabase.create(32),
+        MapDatabase.create(32, DatabaseConfig(index=index, fp16=fp16)),
+    )
     exact.add(data, entries(2000))
     approx.add(data, entries(2000))
     queries = data[:200] + 0.05 * unit_vectors(200, 32, seed=3)
@@ -101,7 +123,9 @@ def test_load_errors_name_the_problem(database, tmp_path):
     extra = MapDatabase.load(path)
     extra.add(unit_vectors(1, 32), entries(1, offset=500))
     faiss.write_index(extra.index, str(path / INDEX))
-    with pytest.raises(MapError, match="entry counts disagree: index.faiss has 201, entries.sqlite has 200"):
+    with pytest.raises(
+        MapError, match="entry counts disagree: index.faiss has 201, entries.sqlite has 200"
+    ):
         MapDatabase.load(path)
 
     (path / INDEX).write_bytes(b"garbage")
@@ -164,7 +188,6 @@ def test_resave_replaces_in_place(database, tmp_path):
 def test_saved_maps_and_checkpoints_honour_the_umask(database, tmp_path, umask):
     """Another user, or a container under another uid, must be able to read a map (not 0700)."""
     from conftest import random_vgg_model
-
     from ros2_netvlad.weights import save
 
     previous = os.umask(umask)
@@ -175,7 +198,9 @@ def test_saved_maps_and_checkpoints_honour_the_umask(database, tmp_path, umask):
         os.umask(previous)
     assert (path.stat().st_mode & 0o777) == 0o777 & ~umask
     for item in [*path.iterdir(), checkpoint]:
-        assert (item.stat().st_mode & 0o777) == 0o666 & ~umask, f"{item.name}: {oct(item.stat().st_mode)}"
+        assert (item.stat().st_mode & 0o777) == 0o666 & ~umask, (
+            f"{item.name}: {oct(item.stat().st_mode)}"
+        )
 
 
 def test_search_settings_change_at_run_time():

@@ -4,8 +4,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import random_vgg_model
 
+from conftest import random_vgg_model
 from ros2_netvlad.config import ConfigError, ModelConfig
 from ros2_netvlad.describe import Describer, describe_all
 from ros2_netvlad.errors import DeviceError
@@ -21,9 +21,12 @@ def describer():
 @pytest.fixture(scope="module")
 def images():
     import skimage.data
-    return [np.ascontiguousarray(skimage.data.astronaut()[::4, ::4]),   # 128×128
-            np.ascontiguousarray(skimage.data.coffee()[::5, ::5]),      # 80×120
-            np.ascontiguousarray(skimage.data.chelsea()[::4, ::4])]     # 75×113
+
+    return [
+        np.ascontiguousarray(skimage.data.astronaut()[::4, ::4]),  # 128×128
+        np.ascontiguousarray(skimage.data.coffee()[::5, ::5]),  # 80×120
+        np.ascontiguousarray(skimage.data.chelsea()[::4, ::4]),
+    ]  # 75×113
 
 
 def test_single_and_batched_descriptors_agree(describer, images):
@@ -46,22 +49,29 @@ def test_resize_policies(describer, images):
     big = images[0]  # 128×128
     assert describer.resize(big).shape == (96, 96, 3)
     assert describer.resize(images[1]).shape == (64, 96, 3)  # 80×120 → longest side 96, aspect kept
-    assert describer.resize(images[1][:40, :60]) is not None and describer.resize(images[1][:40, :60]).shape == (40, 60, 3)
-    exact = Describer(describer.model, dataclasses.replace(CPU, resize="exact", width=64, height=48))
+    assert describer.resize(images[1][:40, :60]) is not None and describer.resize(
+        images[1][:40, :60]
+    ).shape == (40, 60, 3)
+    exact = Describer(
+        describer.model, dataclasses.replace(CPU, resize="exact", width=64, height=48)
+    )
     assert exact.resize(big).shape == (48, 64, 3)
     none = Describer(describer.model, dataclasses.replace(CPU, resize="none"))
     assert none.resize(big) is big
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((32, 32, 3), np.float32), "dtype uint8"),
-    (np.zeros((32, 32), np.uint8), "grayscale"),
-    (np.zeros((32, 32, 1), np.uint8), "grayscale"),
-    (np.zeros((32, 32, 4), np.uint8), "4 channels"),
-    (np.zeros((0, 32, 3), np.uint8), "empty image"),
-    ([[1, 2, 3]], "numpy array"),
-    ([], "no images"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((32, 32, 3), np.float32), "dtype uint8"),
+        (np.zeros((32, 32), np.uint8), "grayscale"),
+        (np.zeros((32, 32, 1), np.uint8), "grayscale"),
+        (np.zeros((32, 32, 4), np.uint8), "4 channels"),
+        (np.zeros((0, 32, 3), np.uint8), "empty image"),
+        ([[1, 2, 3]], "numpy array"),
+        ([], "no images"),
+    ],
+)
 def test_bad_input_is_named(describer, bad, message):
     with pytest.raises(ValueError, match=message):
         describer(bad)
@@ -74,16 +84,21 @@ def test_bf16_on_cpu_is_close_to_fp32(describer, images):
 
 
 def test_memory_format_does_not_change_results(describer, images):
-    plain = Describer(random_vgg_model(num_clusters=4), dataclasses.replace(CPU, channels_last=False))
+    plain = Describer(
+        random_vgg_model(num_clusters=4), dataclasses.replace(CPU, channels_last=False)
+    )
     np.testing.assert_allclose(plain(images), describer(images), atol=1e-4)
 
 
 def test_device_and_precision_errors():
     import torch
+
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="CUDA is not available"):
             Describer(random_vgg_model(), ModelConfig(device="cuda"))
-    with pytest.raises(DeviceError, match="model.device is 'cuda:99'"):  # here and on any GPU machine
+    with pytest.raises(
+        DeviceError, match="model.device is 'cuda:99'"
+    ):  # here and on any GPU machine
         Describer(random_vgg_model(), ModelConfig(device="cuda:99"))
     with pytest.raises(DeviceError, match="fp16 needs a CUDA device"):
         Describer(random_vgg_model(), ModelConfig(device="cpu", precision="fp16"))

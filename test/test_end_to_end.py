@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import pytest
 import scipy.io
-from rosutil import configure_environment
+import yaml
 
 from ros2_netvlad import world
 from ros2_netvlad.demo import DemoConfig, run_demo, summary_text
 from ros2_netvlad.tools import evaluate
+from rosutil import configure_environment
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,17 @@ def test_live_node_beats_random_weights(demo):
     assert 0 < live["latency_p50_ms"] <= live["latency_p95_ms"] <= live["latency_max_ms"]
     report = (out / "replay_eval" / "report.md").read_text()
     assert "## Live node" in report and "latency.png" in report
-    for name in ("metrics.json", "report.md", "recall_at_n.png", "precision_recall.png", "trajectory.png"):
+    for name in (
+        "metrics.json",
+        "report.md",
+        "recall_at_n.png",
+        "precision_recall.png",
+        "trajectory.png",
+    ):
         assert (out / "replay_eval" / name).is_file() and (out / "baseline_random" / name).is_file()
     assert json.loads((out / "summary.json").read_text())["live"]["recall@1"] == live["recall@1"]
+    resolved = yaml.safe_load((out / "replay_eval" / "config.yaml").read_text())
+    assert resolved["node"]["localizer"]["top_k"] == 5 and resolved["arguments"]["max_side"] == 0
 
 
 def test_evaluate_cli_on_folder_and_mat(demo, tmp_path, capsys):
@@ -48,21 +57,79 @@ def test_evaluate_cli_on_folder_and_mat(demo, tmp_path, capsys):
     for place in places:
         position = world.place_position(place.index, len(places))
         name = f"@{position[0]:.2f}@{position[1]:.2f}@q{place.index}.jpg"
-        cv2.imwrite(str(root / name), cv2.cvtColor(world.render_view(place, rng, changed=True), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(root / name),
+            cv2.cvtColor(world.render_view(place, rng, changed=True), cv2.COLOR_RGB2BGR),
+        )
         names.append(name)
         utm.append(position[:2])
-    assert evaluate.main(["--map", str(out / "map"), "--images", str(root), "--out", str(tmp_path / "folder"),
-                          "--max-side", "320", "--no-progress"]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--map",
+                str(out / "map"),
+                "--images",
+                str(root),
+                "--out",
+                str(tmp_path / "folder"),
+                "--max-side",
+                "320",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     folder = json.loads((tmp_path / "folder" / "metrics.json").read_text())
     assert folder["num_queries"] == 6 and folder["recall@1"] >= 0.8
-    db_struct = {"whichSet": "test", "dbImageFns": np.array(names, dtype=object), "utmDb": np.array(utm).T,
-                 "qImageFns": np.array(names, dtype=object), "utmQ": np.array(utm).T, "numImages": 6,
-                 "numQueries": 6, "posDistThr": 25, "posDistSqThr": 625, "nonTrivPosDistSqThr": 100}
+    db_struct = {
+        "whichSet": "test",
+        "dbImageFns": np.array(names, dtype=object),
+        "utmDb": np.array(utm).T,
+        "qImageFns": np.array(names, dtype=object),
+        "utmQ": np.array(utm).T,
+        "numImages": 6,
+        "numQueries": 6,
+        "posDistThr": 25,
+        "posDistSqThr": 625,
+        "nonTrivPosDistSqThr": 100,
+    }
     scipy.io.savemat(tmp_path / "test.mat", {"dbStruct": db_struct})
-    assert evaluate.main(["--map", str(out / "map"), "--mat", str(tmp_path / "test.mat"), "--image-root", str(root),
-                          "--out", str(tmp_path / "mat"), "--max-side", "320", "--no-progress"]) == 0
-    assert json.loads((tmp_path / "mat" / "metrics.json").read_text())["recall@1"] == folder["recall@1"]
+    assert (
+        evaluate.main(
+            [
+                "--map",
+                str(out / "map"),
+                "--mat",
+                str(tmp_path / "test.mat"),
+                "--image-root",
+                str(root),
+                "--out",
+                str(tmp_path / "mat"),
+                "--max-side",
+                "320",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        json.loads((tmp_path / "mat" / "metrics.json").read_text())["recall@1"]
+        == folder["recall@1"]
+    )
     capsys.readouterr()
-    assert evaluate.main(["--map", str(out / "map"), "--mat", str(tmp_path / "missing.mat"), "--image-root",
-                          str(root), "--out", str(tmp_path / "x")]) == 2
+    assert (
+        evaluate.main(
+            [
+                "--map",
+                str(out / "map"),
+                "--mat",
+                str(tmp_path / "missing.mat"),
+                "--image-root",
+                str(root),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert ".mat file not found" in capsys.readouterr().err

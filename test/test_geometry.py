@@ -35,24 +35,37 @@ def test_pose_compose_and_inverse():
     identity = a.compose(b).compose(b.inverse()).compose(a.inverse())
     np.testing.assert_allclose(identity.position, 0, atol=1e-12)
     assert angle_between(identity.orientation, [0, 0, 0, 1]) < 1e-7
-    np.testing.assert_allclose(Pose((0, 0, 0), yaw_quaternion(np.pi / 2)).compose(Pose((1, 0, 0))).position,
-                               (0, 1, 0), atol=1e-12)
+    np.testing.assert_allclose(
+        Pose((0, 0, 0), yaw_quaternion(np.pi / 2)).compose(Pose((1, 0, 0))).position,
+        (0, 1, 0),
+        atol=1e-12,
+    )
 
 
 def test_trajectory_interpolates_within_tolerance():
-    trajectory = Trajectory(np.array([0, 1_000, 2_000]), np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0.0]]),
-                            np.stack([yaw_quaternion(0), yaw_quaternion(1.0), yaw_quaternion(1.0)]))
+    trajectory = Trajectory(
+        np.array([0, 1_000, 2_000]),
+        np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0.0]]),
+        np.stack([yaw_quaternion(0), yaw_quaternion(1.0), yaw_quaternion(1.0)]),
+    )
     pose = trajectory.at(250, tolerance_ns=300)
     np.testing.assert_allclose(pose.position, (2.5, 0, 0))
     assert angle_between(pose.orientation, yaw_quaternion(0.25)) < 1e-9
     assert trajectory.at(500, tolerance_ns=100) is None  # 500 ns from both neighbours
-    assert trajectory.at(2_050, tolerance_ns=100) is not None and trajectory.at(2_500, tolerance_ns=100) is None
+    assert (
+        trajectory.at(2_050, tolerance_ns=100) is not None
+        and trajectory.at(2_500, tolerance_ns=100) is None
+    )
 
 
 def test_geodetic_to_enu_matches_known_offsets():
     origin = (47.0, 8.0, 400.0)
-    north = geodetic_to_enu(np.array([47.0 + 1 / 60]), np.array([8.0]), np.array([400.0]), origin)[0]
-    assert north[1] == pytest.approx(1853.2, abs=1.0) and abs(north[0]) < 1e-6  # one arc-minute north
+    north = geodetic_to_enu(np.array([47.0 + 1 / 60]), np.array([8.0]), np.array([400.0]), origin)[
+        0
+    ]
+    assert (
+        north[1] == pytest.approx(1853.2, abs=1.0) and abs(north[0]) < 1e-6
+    )  # one arc-minute north
     east = geodetic_to_enu(np.array([47.0]), np.array([8.001]), np.array([400.0]), origin)[0]
     assert east[0] == pytest.approx(111_320 * np.cos(np.radians(47.0)) * 0.001, rel=2e-3)
     up = geodetic_to_enu(np.array([47.0]), np.array([8.0]), np.array([410.0]), origin)[0]

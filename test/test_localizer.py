@@ -1,4 +1,5 @@
-"""Localizer on seeded synthetic maps: filters, consistency, pose prior, online growth, verification."""
+"""Localizer on seeded synthetic maps: filters, consistency, pose prior, online growth,
+verification."""
 
 import dataclasses
 
@@ -26,8 +27,14 @@ def world():
     for p, centre in enumerate(places):
         for j in range(3):
             descriptors.append(unit(centre + 0.05 * rng.normal(size=DIM)))
-            entries.append(Entry((p * 10 + j) * 1_000_000_000, "map", (50.0 * p + j, 0.0, 0.0),
-                                 tuple(yaw_quaternion(0.1 * j))))
+            entries.append(
+                Entry(
+                    (p * 10 + j) * 1_000_000_000,
+                    "map",
+                    (50.0 * p + j, 0.0, 0.0),
+                    tuple(yaw_quaternion(0.1 * j)),
+                )
+            )
     db = MapDatabase.create(DIM)
     db.add(np.array(descriptors, np.float32), entries)
     return db, places
@@ -39,8 +46,12 @@ def test_best_candidate_is_the_right_place_and_duplicates_are_suppressed(world):
     result = localizer.query(places[7], stamp_ns=0)
     assert result.candidates[0].entry.position[0] in (350, 351, 352)
     xs = [c.entry.position[0] for c in result.candidates]
-    assert all(abs(a - b) >= 5 for i, a in enumerate(xs) for b in xs[:i]), "NMS left near-duplicates"
-    assert [c.score for c in result.candidates] == sorted((c.score for c in result.candidates), reverse=True)
+    assert all(abs(a - b) >= 5 for i, a in enumerate(xs) for b in xs[:i]), (
+        "NMS left near-duplicates"
+    )
+    assert [c.score for c in result.candidates] == sorted(
+        (c.score for c in result.candidates), reverse=True
+    )
     no_nms = Localizer(db, LocalizerConfig(top_k=3, nms_radius=0)).query(places[7], 0)
     assert sorted(c.entry.position[0] for c in no_nms.candidates) == [350, 351, 352]
 
@@ -88,11 +99,27 @@ def test_no_prior_without_candidates(world):
 def test_online_keyframes_and_loop_closure(world):
     _, places = world
     db = MapDatabase.create(DIM)
-    localizer = Localizer(db, LocalizerConfig(exclusion_window=20.0), KeyframeConfig(min_distance=2.0, min_angle=90))
-    added = [localizer.add_keyframe(places[i % 5], Pose((float(i), 0, 0)), i * 1_000_000_000, "odom")
-             for i in range(10)]
-    assert [a is not None for a in added] == [True, False, True, False, True, False, True, False, True, False]
-    # revisiting place 0 at t = 100 s: the old keyframe is outside the exclusion window → loop closure
+    localizer = Localizer(
+        db, LocalizerConfig(exclusion_window=20.0), KeyframeConfig(min_distance=2.0, min_angle=90)
+    )
+    added = [
+        localizer.add_keyframe(places[i % 5], Pose((float(i), 0, 0)), i * 1_000_000_000, "odom")
+        for i in range(10)
+    ]
+    assert [a is not None for a in added] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    # revisiting place 0 at t = 100 s: the old keyframe is outside the exclusion window → loop
+    # closure
     result = localizer.query(places[0], 100 * 1_000_000_000)
     assert result.candidates and result.candidates[0].map_id == 0
     # at t = 12 s the same keyframe is too recent
@@ -101,13 +128,18 @@ def test_online_keyframes_and_loop_closure(world):
 
 def test_geometric_verification_on_real_photos(photos):
     import cv2
+
     db = MapDatabase.create(DIM)
     shots = [photos["astronaut"], photos["coffee"]]
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(s, cv2.COLOR_RGB2BGR))[1].tobytes() for s in shots]
     descriptors = unit(np.random.default_rng(1).normal(size=(2, DIM))).astype(np.float32)
     db.add(descriptors, [Entry(0, "map", (0, 0, 0)), Entry(0, "map", (100, 0, 0))], jpegs)
-    localizer = Localizer(db, LocalizerConfig(verification="orb", min_inliers=20, nms_radius=0, top_k=2))
-    query = cv2.warpAffine(photos["astronaut"], cv2.getRotationMatrix2D((256, 256), 8, 0.9), (512, 512))
+    localizer = Localizer(
+        db, LocalizerConfig(verification="orb", min_inliers=20, nms_radius=0, top_k=2)
+    )
+    query = cv2.warpAffine(
+        photos["astronaut"], cv2.getRotationMatrix2D((256, 256), 8, 0.9), (512, 512)
+    )
     # the descriptor prefers the coffee entry; geometry must reject it and confirm the astronaut
     result = localizer.query(unit(descriptors[1] + 0.8 * descriptors[0]), 0, image=query)
     assert [c.map_id for c in result.candidates] == [0] and result.candidates[0].verified

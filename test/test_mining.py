@@ -35,8 +35,16 @@ def test_hard_negatives_match_brute_force():
     database = unit(rng.normal(size=(300, 16))).astype(np.float32)
     query = database[0]
     non_negatives = np.arange(0, 5)
-    got = hard_negatives(query, database, non_negatives, positive_id=1, rng=np.random.default_rng(2),
-                         sample=10_000, keep=10, margin=0.5)
+    got = hard_negatives(
+        query,
+        database,
+        non_negatives,
+        positive_id=1,
+        rng=np.random.default_rng(2),
+        sample=10_000,
+        keep=10,
+        margin=0.5,
+    )
     d = np.sum((database - query) ** 2, axis=1)
     allowed = np.setdiff1d(np.arange(300), non_negatives)
     violating = allowed[d[allowed] < d[1] + 0.5]
@@ -51,13 +59,24 @@ def test_remembered_negatives_are_reconsidered():
     query = database[0]
     d = np.sum((database - query) ** 2, axis=1)
     hardest = int(np.argsort(d)[1])  # the hardest negative overall
-    got = hard_negatives(query, database, np.array([0]), positive_id=0, rng=np.random.default_rng(4),
-                         sample=5, keep=3, margin=4.0, remembered=[hardest])
+    got = hard_negatives(
+        query,
+        database,
+        np.array([0]),
+        positive_id=0,
+        rng=np.random.default_rng(4),
+        sample=5,
+        keep=3,
+        margin=4.0,
+        remembered=[hardest],
+    )
     assert got[0] == hardest
 
 
 def test_triplet_loss_by_hand():
     q, p = torch.tensor([1.0, 0.0]), torch.tensor([0.8, 0.6])  # ‖q−p‖² = 0.4
     negatives = torch.tensor([[0.6, 0.8], [-1.0, 0.0]])  # 0.8 and 4.0
-    assert float(triplet_loss(q, p, negatives, margin=0.5)) == pytest.approx(0.1)  # 0.4+0.5-0.8, and 0
+    assert float(triplet_loss(q, p, negatives, margin=0.5)) == pytest.approx(
+        0.1
+    )  # 0.4+0.5-0.8, and 0
     assert float(triplet_loss(q, p, negatives, margin=0.3)) == pytest.approx(0.0)

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from ros2_netvlad.model import NetVLAD, Normalize, Preprocessing, Whitening
 
 
-def vlad_reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+def vlad_reference(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, centroids: np.ndarray
+) -> np.ndarray:
     """The paper's formula, one feature and one cluster at a time (float64)."""
     n, d = x.shape[:2]
     out = []
@@ -35,8 +37,12 @@ def test_netvlad_matches_brute_force():
         layer.conv.bias.normal_()
     x = torch.randn(3, 7, 4, 6)
     got = layer(x).detach().numpy()
-    want = vlad_reference(x.numpy(), layer.conv.weight[:, :, 0, 0].detach().numpy(),
-                          layer.conv.bias.detach().numpy(), layer.centroids.detach().numpy())
+    want = vlad_reference(
+        x.numpy(),
+        layer.conv.weight[:, :, 0, 0].detach().numpy(),
+        layer.conv.bias.detach().numpy(),
+        layer.centroids.detach().numpy(),
+    )
     assert got.shape == (3, 35)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-6)
@@ -50,7 +56,9 @@ def test_init_from_centroids_is_softmax_of_negative_squared_distance():
     x = F.normalize(torch.randn(1, 16, 3, 3), dim=1)
     logits = layer.conv(x).flatten(2)[0].T  # HW × K
     distances = torch.cdist(x.flatten(2)[0].T, centroids) ** 2
-    np.testing.assert_allclose(F.softmax(logits, 1).detach(), F.softmax(-7.5 * distances, 1), atol=1e-5)
+    np.testing.assert_allclose(
+        F.softmax(logits, 1).detach(), F.softmax(-7.5 * distances, 1), atol=1e-5
+    )
     np.testing.assert_allclose(layer.conv.bias.detach(), -7.5 * centroids.pow(2).sum(1), rtol=1e-6)
 
 
@@ -77,6 +85,9 @@ def test_whitening_truncation_uses_the_first_dims():
 
 def test_normalize_implements_preprocessing_formula():
     rgb = torch.tensor([[[[10.0]], [[128.0]], [[250.0]]]])
-    for p in (Preprocessing(), Preprocessing(mean=(123.7, 116.8, 103.9), std=(1, 1, 1), pixel_scale=255)):
+    for p in (
+        Preprocessing(),
+        Preprocessing(mean=(123.7, 116.8, 103.9), std=(1, 1, 1), pixel_scale=255),
+    ):
         want = (rgb[0, :, 0, 0] / 255 * p.pixel_scale - torch.tensor(p.mean)) / torch.tensor(p.std)
         np.testing.assert_allclose(Normalize(p)(rgb)[0, :, 0, 0], want, rtol=1e-5)

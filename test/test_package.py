@@ -17,56 +17,97 @@ def test_package_xml_declares_ros_dependencies():
     root = ET.parse(REPO / "package.xml").getroot()
     assert root.get("format") == "3"
     deps = {e.text for e in root.iter("exec_depend")}
-    for dep in ("rclpy", "sensor_msgs", "geometry_msgs", "nav_msgs", "std_msgs", "std_srvs",
-                "visualization_msgs", "diagnostic_msgs"):
+    for dep in (
+        "rclpy",
+        "sensor_msgs",
+        "geometry_msgs",
+        "nav_msgs",
+        "std_msgs",
+        "std_srvs",
+        "visualization_msgs",
+        "diagnostic_msgs",
+    ):
         assert dep in deps
     assert root.find("export/build_type").text == "ament_python"
 
 
 def test_data_files_are_installed_into_the_prefix():
-    """`make test` runs `pip install .` first; the share directory is found through the ament index."""
-    code = ("from ament_index_python.packages import get_package_share_directory as g;"
-            "print(g('ros2_netvlad'))")
+    """`make test` runs `pip install .` first; the share directory is found through the ament
+    index."""
+    code = (
+        "from ament_index_python.packages import get_package_share_directory as g;"
+        "print(g('ros2_netvlad'))"
+    )
     env = {**os.environ, "AMENT_PREFIX_PATH": sys.prefix}
-    share = Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                check=True).stdout.strip())
+    share = Path(
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     assert (share / "package.xml").read_text() == (REPO / "package.xml").read_text()
-    assert (share / "config" / "localize.yaml").is_file() and (share / "config" / "train.yaml").is_file()
+    assert (share / "config" / "localize.yaml").is_file() and (
+        share / "config" / "train.yaml"
+    ).is_file()
     assert (Path(sys.prefix) / "share/ament_index/resource_index/packages/ros2_netvlad").is_file()
 
 
 def test_console_scripts_are_installed():
     scripts = Path(sys.prefix) / "bin"
-    for name in ("import_weights", "demo", "build_map", "evaluate", "train", "fit_pca", "netvlad_localizer",
-                 "replay_bag", "replay_eval"):
+    for name in (
+        "import_weights",
+        "demo",
+        "build_map",
+        "evaluate",
+        "train",
+        "fit_pca",
+        "netvlad_localizer",
+        "replay_bag",
+        "replay_eval",
+    ):
         assert shutil.which(name, path=str(scripts)), f"{name} not installed in {scripts}"
     result = subprocess.run([scripts / "import_weights", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "MATLAB" in result.stdout
 
 
 def test_venv_prefix_has_the_ament_layout_launch_needs():
-    """`ros2 launch` (launch_ros) finds a node's executable as <get_package_prefix(pkg)>/lib/<pkg>/<name>;
-    `make install` links every console script there, so a launch stack pointed at the venv starts it."""
-    code = ("from ament_index_python.packages import get_package_prefix as g;"
-            "print(g('ros2_netvlad'))")
+    """`ros2 launch` (launch_ros) finds a node's executable as
+    <get_package_prefix(pkg)>/lib/<pkg>/<name>;
+    `make install` links every console script there, so a launch stack pointed at the venv starts
+    it."""
+    code = (
+        "from ament_index_python.packages import get_package_prefix as g;print(g('ros2_netvlad'))"
+    )
     env = {**os.environ, "AMENT_PREFIX_PATH": sys.prefix}
-    prefix = Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                 check=True).stdout.strip())
-    scripts = sorted(e.name for e in metadata.distribution("ros2_netvlad").entry_points
-                     if e.group == "console_scripts")
+    prefix = Path(
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    scripts = sorted(
+        e.name
+        for e in metadata.distribution("ros2_netvlad").entry_points
+        if e.group == "console_scripts"
+    )
     assert "netvlad_localizer" in scripts
     for name in scripts:
         executable = prefix / "lib" / "ros2_netvlad" / name
-        assert executable.is_file() and os.access(executable, os.X_OK), f"{executable} missing (make install)"
-    result = subprocess.run([prefix / "lib" / "ros2_netvlad" / "build_map", "--help"], capture_output=True, text=True)
+        assert executable.is_file() and os.access(executable, os.X_OK), (
+            f"{executable} missing (make install)"
+        )
+    result = subprocess.run(
+        [prefix / "lib" / "ros2_netvlad" / "build_map", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "--bag" in result.stdout
 
 
 def test_import_weights_cli_reports_bad_files(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"junk")
-    result = subprocess.run([Path(sys.prefix) / "bin" / "import_weights", str(bad), str(tmp_path / "o.pt")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [Path(sys.prefix) / "bin" / "import_weights", str(bad), str(tmp_path / "o.pt")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "bad.pth: not a readable torch checkpoint" in result.stderr
     assert not (tmp_path / "o.pt").exists()
 
@@ -74,34 +115,94 @@ def test_import_weights_cli_reports_bad_files(tmp_path):
 def test_colcon_build_installs_the_ament_layout(tmp_path):
     """`colcon build` (as on a ROS 2 machine) puts scripts in lib/<pkg> and data files in share/."""
     colcon = Path(sys.prefix) / "bin" / "colcon"
-    result = subprocess.run([colcon, "--log-base", str(tmp_path / "log"), "build", "--base-paths", str(REPO),
-                             "--packages-select", "ros2_netvlad", "--build-base", str(tmp_path / "build"),
-                             "--install-base", str(tmp_path / "install")],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            colcon,
+            "--log-base",
+            str(tmp_path / "log"),
+            "build",
+            "--base-paths",
+            str(REPO),
+            "--packages-select",
+            "ros2_netvlad",
+            "--build-base",
+            str(tmp_path / "build"),
+            "--install-base",
+            str(tmp_path / "install"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     prefix = tmp_path / "install" / "ros2_netvlad"
-    for script in ("netvlad_localizer", "build_map", "evaluate", "replay_eval", "replay_bag", "train", "fit_pca",
-                   "import_weights", "demo"):
-        assert (prefix / "lib" / "ros2_netvlad" / script).is_file(), f"{script} not in lib/ros2_netvlad"
+    for script in (
+        "netvlad_localizer",
+        "build_map",
+        "evaluate",
+        "replay_eval",
+        "replay_bag",
+        "train",
+        "fit_pca",
+        "import_weights",
+        "demo",
+    ):
+        assert (prefix / "lib" / "ros2_netvlad" / script).is_file(), (
+            f"{script} not in lib/ros2_netvlad"
+        )
     assert (prefix / "share" / "ros2_netvlad" / "launch" / "localize.launch.py").is_file()
     assert (prefix / "share" / "ros2_netvlad" / "config" / "localize.yaml").is_file()
-    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "ros2_netvlad").is_file()
+    assert (
+        prefix / "share" / "ament_index" / "resource_index" / "packages" / "ros2_netvlad"
+    ).is_file()
 
 
 def test_tools_report_errors_in_one_line_and_ctrl_c_quietly(tmp_path):
     bin_dir = Path(sys.prefix) / "bin"
-    cases = [([bin_dir / "evaluate", "--map", str(tmp_path / "missing"), "--images", str(tmp_path), "--out",
-               str(tmp_path / "eval")], "evaluate: "),
-             ([bin_dir / "fit_pca", "--weights", str(tmp_path / "missing.pt"), "--images", str(tmp_path), "--out",
-               str(tmp_path / "o.pt"), "--device", "cuda:99"], "fit_pca: ")]
+    cases = [
+        (
+            [
+                bin_dir / "evaluate",
+                "--map",
+                str(tmp_path / "missing"),
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "eval"),
+            ],
+            "evaluate: ",
+        ),
+        (
+            [
+                bin_dir / "fit_pca",
+                "--weights",
+                str(tmp_path / "missing.pt"),
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o.pt"),
+                "--device",
+                "cuda:99",
+            ],
+            "fit_pca: ",
+        ),
+    ]
     for command, prefix in cases:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(prefix), result.stderr
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(prefix), (
+            result.stderr
+        )
     for delay in (0.3, 1.0):  # inside `import torch`, or in the tool's first steps
-        process = subprocess.Popen(cases[0][0], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            cases[0][0], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         assert "Traceback" not in err, err
-        assert process.returncode in (2, 130)  # 2 when the tool finished its refusal before the signal
+        assert process.returncode in (
+            2,
+            130,
+        )  # 2 when the tool finished its refusal before the signal

@@ -23,8 +23,12 @@ def peer_model(num_clusters: int, num_pcs: int = 0, vladv2: bool = False) -> nn.
     torch.manual_seed(0)
     encoder = nn.Sequential(*list(torchvision.models.vgg16(weights=None).features.children())[:-2])
     config = configparser.ConfigParser()
-    config["global_params"] = {"pooling": "netvlad", "num_clusters": str(num_clusters),
-                               "vladv2": str(vladv2), "num_pcs": str(num_pcs)}
+    config["global_params"] = {
+        "pooling": "netvlad",
+        "num_clusters": str(num_clusters),
+        "vladv2": str(vladv2),
+        "num_pcs": str(num_pcs),
+    }
     model = peer.get_model(encoder, 512, config["global_params"], append_pca_layer=bool(num_pcs))
     with torch.no_grad():
         model.pool.centroids.normal_()
@@ -46,6 +50,7 @@ def peer_descriptor(model: nn.Module, image: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def photo():
     import skimage.data
+
     return cv2.resize(skimage.data.astronaut(), (160, 128), interpolation=cv2.INTER_AREA)
 
 
@@ -64,8 +69,10 @@ def test_patch_netvlad_checkpoint_with_wpca(tmp_path, photo):
 
 def test_pytorch_netvlad_checkpoint_dataparallel_vladv2(tmp_path, photo):
     model = peer_model(num_clusters=16, vladv2=True)
-    state = {k.replace("encoder.", "encoder.module.").replace("pool.", "pool.module."): v
-             for k, v in model.state_dict().items()}
+    state = {
+        k.replace("encoder.", "encoder.module.").replace("pool.", "pool.module."): v
+        for k, v in model.state_dict().items()
+    }
     path = tmp_path / "checkpoint.pth.tar"
     torch.save({"epoch": 3, "state_dict": state, "best_score": 0.87, "parallel": True}, path)
     got, want = ours(path, photo), peer_descriptor(model, photo)

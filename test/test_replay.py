@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
-from rosutil import executable, ros_session, spin_until
 from sensor_msgs.msg import Image
 
 from ros2_netvlad import messages
 from ros2_netvlad.bags import BagWriter
 from ros2_netvlad.geometry import Pose
+from rosutil import executable, ros_session, spin_until
 
 PERIOD_NS = 50_000_000  # 20 Hz
 COUNT = 40
@@ -35,15 +35,42 @@ def test_replay_is_complete_ordered_and_timed(ros, tmp_path, storage):
             writer.write("/odom", messages.odometry(Pose((float(i), 0, 0)), t), t)
     received, arrivals, clock = [], [], []
     topic = f"/cam_{storage}"
-    node.create_subscription(Image, topic, lambda m: (received.append(int(m.data[0])), arrivals.append(time.monotonic())), 100)
+    node.create_subscription(
+        Image,
+        topic,
+        lambda m: (received.append(int(m.data[0])), arrivals.append(time.monotonic())),
+        100,
+    )
     odometry = []
-    node.create_subscription(Odometry, "/odom", lambda m: odometry.append(m.pose.pose.position.x), 100)
+    node.create_subscription(
+        Odometry, "/odom", lambda m: odometry.append(m.pose.pose.position.x), 100
+    )
     node.create_subscription(Clock, "/clock", clock.append, 100)
-    process = subprocess.Popen([executable("replay_bag"), str(bag), "--topics", "/cam", "/odom", "--clock",
-                                "--wait-for-subscribers", "10", "--ros-args", "-r", f"/cam:={topic}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            executable("replay_bag"),
+            str(bag),
+            "--topics",
+            "/cam",
+            "/odom",
+            "--clock",
+            "--wait-for-subscribers",
+            "10",
+            "--ros-args",
+            "-r",
+            f"/cam:={topic}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        spin_until(executor, lambda: len(received) == COUNT and len(odometry) >= COUNT, 30, "the replayed messages")
+        spin_until(
+            executor,
+            lambda: len(received) == COUNT and len(odometry) >= COUNT,
+            30,
+            "the replayed messages",
+        )
         assert process.wait(15) == 0, process.communicate()[0]
     finally:
         if process.poll() is None:
@@ -51,12 +78,20 @@ def test_replay_is_complete_ordered_and_timed(ros, tmp_path, storage):
     assert received == list(range(COUNT)), "images must arrive complete and in order"
     assert odometry[:COUNT] == [float(i) for i in range(COUNT)]
     # Paced like the bag. Bounds are one-sided and wide: a loaded machine may deliver late or in
-    # bursts, but a replayer that ignores the bag's timing (all at once, or at the wrong rate) fails.
+    # bursts, but a replayer that ignores the bag's timing (all at once, or at the wrong rate)
+    # fails.
     nominal = (COUNT - 1) * PERIOD_NS / 1e9
     assert 0.5 * PERIOD_NS / 1e9 < np.median(np.diff(arrivals)) < 1.5 * PERIOD_NS / 1e9
     assert 0.8 * nominal < arrivals[-1] - arrivals[0] < nominal + 2.0
-    last = 1_000_000_000 + (COUNT - 1) * PERIOD_NS  # /clock follows the bag's time to its last message
-    spin_until(executor, lambda: clock and clock[-1].clock.sec * 10**9 + clock[-1].clock.nanosec == last, 5, "/clock")
+    last = (
+        1_000_000_000 + (COUNT - 1) * PERIOD_NS
+    )  # /clock follows the bag's time to its last message
+    spin_until(
+        executor,
+        lambda: clock and clock[-1].clock.sec * 10**9 + clock[-1].clock.nanosec == last,
+        5,
+        "/clock",
+    )
 
 
 def test_replay_rate_and_missing_topic(ros, tmp_path):
@@ -64,12 +99,25 @@ def test_replay_rate_and_missing_topic(ros, tmp_path):
     with BagWriter(bag, "mcap") as writer:
         for i in range(10):
             writer.write("/odom", messages.odometry(Pose(), i * 100_000_000), i * 100_000_000)
-    fast = subprocess.run([executable("replay_bag"), str(bag), "--rate", "10"], capture_output=True, text=True, timeout=60)
+    fast = subprocess.run(
+        [executable("replay_bag"), str(bag), "--rate", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert fast.returncode == 0, fast.stderr
-    played = float(re.search(r"published 10 messages in ([0-9.]+) s", fast.stderr + fast.stdout).group(1))
-    assert 0.08 < played < 0.45, f"0.9 s of bag at rate 10 took {played} s"  # rate 1 would take 0.9 s
-    missing = subprocess.run([executable("replay_bag"), str(bag), "--topics", "/nope"], capture_output=True,
-                             text=True, timeout=30)
+    played = float(
+        re.search(r"published 10 messages in ([0-9.]+) s", fast.stderr + fast.stdout).group(1)
+    )
+    assert 0.08 < played < 0.45, (
+        f"0.9 s of bag at rate 10 took {played} s"
+    )  # rate 1 would take 0.9 s
+    missing = subprocess.run(
+        [executable("replay_bag"), str(bag), "--topics", "/nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 2 and "no topics /nope; the bag has /odom" in missing.stderr
 
 
@@ -78,10 +126,25 @@ def test_replay_start_offset_skips_the_beginning(ros, tmp_path):
     bag = tmp_path / "bag"
     with BagWriter(bag, "sqlite3") as writer:
         for i in range(10):
-            writer.write("/pose_offset", messages.odometry(Pose((float(i), 0, 0)), i * 100_000_000), i * 100_000_000)
+            writer.write(
+                "/pose_offset",
+                messages.odometry(Pose((float(i), 0, 0)), i * 100_000_000),
+                i * 100_000_000,
+            )
     got = []
-    node.create_subscription(Odometry, "/pose_offset", lambda m: got.append(m.pose.pose.position.x), 100)
-    process = subprocess.Popen([executable("replay_bag"), str(bag), "--start-offset", "0.5", "--wait-for-subscribers", "10"])
+    node.create_subscription(
+        Odometry, "/pose_offset", lambda m: got.append(m.pose.pose.position.x), 100
+    )
+    process = subprocess.Popen(
+        [
+            executable("replay_bag"),
+            str(bag),
+            "--start-offset",
+            "0.5",
+            "--wait-for-subscribers",
+            "10",
+        ]
+    )
     try:
         spin_until(executor, lambda: len(got) >= 5, 30, "the replayed tail of the bag")
         assert process.wait(15) == 0

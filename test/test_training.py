@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from conftest import random_vgg_model
+import yaml
 
+from conftest import random_vgg_model
 from ros2_netvlad import world
 from ros2_netvlad.config import ArchConfig, ConfigError, TrainConfig
 from ros2_netvlad.datasets import DatasetError
@@ -28,15 +29,26 @@ TOPIC = "/camera/image_raw/compressed"
 
 
 def small_config(**overrides) -> TrainConfig:
-    settings = dict(epochs=2, batch_size=4, cache_refresh=8, width=SMALL[0], height=SMALL[1], lr=0.01,
-                    negative_samples=50, image_batch=8, loader_threads=2)
+    settings = dict(
+        epochs=2,
+        batch_size=4,
+        cache_refresh=8,
+        width=SMALL[0],
+        height=SMALL[1],
+        lr=0.01,
+        negative_samples=50,
+        image_batch=8,
+        loader_threads=2,
+    )
     return TrainConfig(**{**settings, **overrides})
 
 
 def world_split(count: int, size=SMALL, seeds=(1, 2)) -> Split:
     places = world.places(count)
-    return Split(world.view_set(places, seed=seeds[0], size=size),
-                 world.view_set(places, seed=seeds[1], changed=True, size=size))
+    return Split(
+        world.view_set(places, seed=seeds[0], size=size),
+        world.view_set(places, seed=seeds[1], changed=True, size=size),
+    )
 
 
 def lite_model(clusters: int = 8):
@@ -44,24 +56,37 @@ def lite_model(clusters: int = 8):
 
 
 def test_training_raises_held_out_recall_and_the_loss_falls(tmp_path):
-    """20 real-photo places; validation views (other seeds: other crops, lights, occluders) are never
+    """20 real-photo places; validation views (other seeds: other crops, lights, occluders) are
+    never
     trained on. 10 epochs × 30 batches of 2 queries on the CPU."""
     size = (160, 120)
     train, held_out = world_split(20, size, (1, 2)), world_split(20, size, (3, 4))
-    config = TrainConfig(epochs=10, batch_size=2, width=size[0], height=size[1], lr=0.001, trainable_stages=2,
-                         negative_samples=100, image_batch=30, lr_step=100)
+    config = TrainConfig(
+        epochs=10,
+        batch_size=2,
+        width=size[0],
+        height=size[1],
+        lr=0.001,
+        trainable_stages=2,
+        negative_samples=100,
+        image_batch=30,
+        lr_step=100,
+    )
     trainer = Trainer(lite_model(16), train, held_out, config, tmp_path, "cpu", progress=False)
     trainer.initialize_clusters()
     history = trainer.fit()
     kmeans, trained = history[0], history[-1]
-    assert trained["recall@1"] >= kmeans["recall@1"] + 0.10, [round(r["recall@1"], 3) for r in history]
+    assert trained["recall@1"] >= kmeans["recall@1"] + 0.10, [
+        round(r["recall@1"], 3) for r in history
+    ]
     assert trained["recall@5"] >= kmeans["recall@5"]
     losses = [row["loss"] for row in history[1:]]
     assert losses[-1] < 0.5 * losses[0], losses
     assert [row["epoch"] for row in history] == list(range(11))
     best = read_checkpoint(tmp_path / "best.pt")
-    assert (best["metrics"]["recall@5"], best["metrics"]["recall@1"]) == \
-        max((row["recall@5"], row["recall@1"]) for row in history)
+    assert (best["metrics"]["recall@5"], best["metrics"]["recall@1"]) == max(
+        (row["recall@5"], row["recall@1"]) for row in history
+    )
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert len(rows) == 11 and float(rows[-1]["recall@1"]) == pytest.approx(trained["recall@1"])
     assert json.loads((tmp_path / "metrics.json").read_text())[-1]["epoch"] == 10
@@ -73,37 +98,67 @@ def test_two_gloo_ranks_train_in_step_and_match_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    single = subprocess.run([sys.executable, str(worker), str(tmp_path / "one")], env=env, capture_output=True,
-                            text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, str(worker), str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
-    ranks = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                            str(worker), str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    ranks = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(worker),
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ranks.returncode == 0, ranks.stderr[-3000:]
-    one, rank0, rank1 = (torch.load(tmp_path / path) for path in ("one/rank0.pt", "two/rank0.pt", "two/rank1.pt"))
+    one, rank0, rank1 = (
+        torch.load(tmp_path / path) for path in ("one/rank0.pt", "two/rank0.pt", "two/rank1.pt")
+    )
     moved = max((one["state"][k] - one["initial"][k]).abs().max().item() for k in one["state"])
     assert moved > 1e-3, "training did not change the weights; the comparison below would be empty"
     for key in one["state"]:
         assert torch.equal(rank0["state"][key], rank1["state"][key]), f"ranks diverged at {key}"
         torch.testing.assert_close(rank0["state"][key], one["state"][key], atol=1e-5, rtol=1e-4)
-    assert [round(r["recall@1"], 6) for r in rank0["history"]] == [round(r["recall@1"], 6) for r in one["history"]]
+    assert [round(r["recall@1"], 6) for r in rank0["history"]] == [
+        round(r["recall@1"], 6) for r in one["history"]
+    ]
     assert rank0["history"][-1]["loss"] == pytest.approx(one["history"][-1]["loss"], rel=1e-4)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     split = world_split(6)
     straight = lite_model()
-    trainer = Trainer(straight, split, split, small_config(epochs=3), tmp_path / "straight", "cpu", progress=False)
+    trainer = Trainer(
+        straight, split, split, small_config(epochs=3), tmp_path / "straight", "cpu", progress=False
+    )
     trainer.initialize_clusters()
     trainer.fit()
 
     cut = lite_model()
-    first = Trainer(cut, split, split, small_config(epochs=1), tmp_path / "cut", "cpu", progress=False)
+    first = Trainer(
+        cut, split, split, small_config(epochs=1), tmp_path / "cut", "cpu", progress=False
+    )
     first.initialize_clusters()
     first.fit()
     from ros2_netvlad.training import read_training_checkpoint
+
     model, saved, checkpoint = read_training_checkpoint(tmp_path / "cut" / "last.pt")
     assert saved.epochs == 1 and checkpoint["train_state"]["remembered"]
-    resumed = Trainer(model, split, split, small_config(epochs=3), tmp_path / "cut", "cpu", progress=False)
+    resumed = Trainer(
+        model, split, split, small_config(epochs=3), tmp_path / "cut", "cpu", progress=False
+    )
     resumed.resume(checkpoint)
     history = resumed.fit()
     assert [row["epoch"] for row in history] == [0, 1, 2, 3]
@@ -115,8 +170,11 @@ def test_trainable_stages_freeze_the_rest_and_whitening_is_dropped(tmp_path):
     model = random_vgg_model(num_clusters=4, whiten_dim=16)
     net = TrainingNet(model, trainable_stages=1)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {n for n, _ in model.named_parameters() if n.startswith("pool.") or
-                         n.startswith(("backbone.24.", "backbone.26.", "backbone.28."))}
+    assert trainable == {
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith("pool.") or n.startswith(("backbone.24.", "backbone.26.", "backbone.28."))
+    }
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     out = net(torch.rand(2, 3, 64, 64) * 255)
     # A projection on a fixed direction: its gradient through the L2 normalization is far from zero.
@@ -131,7 +189,9 @@ def test_trainable_stages_freeze_the_rest_and_whitening_is_dropped(tmp_path):
     assert all(p.grad is None for n, p in model.named_parameters() if n not in trainable)
 
     split = world_split(3)
-    trainer = Trainer(model, split, split, small_config(epochs=1, batch_size=2), tmp_path, "cpu", progress=False)
+    trainer = Trainer(
+        model, split, split, small_config(epochs=1, batch_size=2), tmp_path, "cpu", progress=False
+    )
     assert isinstance(model.whiten, torch.nn.Identity) and model.arch.whiten_dim == 0
     assert trainer.describer.output_dim == 4 * 512
 
@@ -144,22 +204,62 @@ def write_bags(root: Path, count: int = 6) -> tuple[Path, Path]:
 
 
 def cli(*args: str) -> int:
-    common = ["--width", "128", "--height", "96", "--cache-refresh", "8", "--negative-samples", "50",
-              "--lr", "0.01", "--device", "cpu", "--no-progress", "--loader-threads", "2"]
+    common = [
+        "--width",
+        "128",
+        "--height",
+        "96",
+        "--cache-refresh",
+        "8",
+        "--negative-samples",
+        "50",
+        "--lr",
+        "0.01",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--loader-threads",
+        "2",
+    ]
     return train_cli.main([*args, *common])
 
 
 def test_cli_trains_on_bags_and_resumes(tmp_path, capsys, caplog):
     db, queries = write_bags(tmp_path)
     out = tmp_path / "run"
-    data = ["--db", str(db), "--queries", str(queries), "--image-topic", TOPIC, "--pose-topic", "/odom"]
-    assert cli("--backbone", "efficientnet_lite0", "--num-clusters", "8", *data, "--out", str(out),
-               "--epochs", "1") == 0
+    data = [
+        "--db",
+        str(db),
+        "--queries",
+        str(queries),
+        "--image-topic",
+        TOPIC,
+        "--pose-topic",
+        "/odom",
+    ]
+    assert (
+        cli(
+            "--backbone",
+            "efficientnet_lite0",
+            "--num-clusters",
+            "8",
+            *data,
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     assert "trained 1 epochs" in printed.out and "validating on the training set" in caplog.text
-    model = load(out / "best.pt")  # an ordinary checkpoint: build_map / fit_pca take it as --weights
+    # an ordinary checkpoint: build_map / fit_pca take it as --weights
+    model = load(out / "best.pt")
     assert model.arch.backbone == "efficientnet_lite0" and model.output_dim == 8 * 320
     assert len(list(csv.DictReader(open(out / "metrics.csv")))) == 2
+    resolved = yaml.safe_load((out / "config.yaml").read_text())  # every default, filled in
+    assert resolved["train"]["epochs"] == 1 and resolved["train"]["margin"] == 0.1
+    assert resolved["arch"]["backbone"] == "efficientnet_lite0"
 
     assert cli("--resume", str(out / "last.pt"), *data, "--out", str(out), "--epochs", "2") == 0
     assert "trained 2 epochs" in capsys.readouterr().out
@@ -167,13 +267,43 @@ def test_cli_trains_on_bags_and_resumes(tmp_path, capsys, caplog):
 
     assert cli("--resume", str(out / "last.pt"), *data, "--out", str(out), "--margin", "0.3") == 2
     assert "train.margin: 0.1 → 0.3" in capsys.readouterr().err
-    assert cli("--resume", str(out / "last.pt"), "--db", str(db), "--queries", str(db), "--image-topic", TOPIC,
-               "--pose-topic", "/odom", "--out", str(out), "--epochs", "3") == 2
+    assert (
+        cli(
+            "--resume",
+            str(out / "last.pt"),
+            "--db",
+            str(db),
+            "--queries",
+            str(db),
+            "--image-topic",
+            TOPIC,
+            "--pose-topic",
+            "/odom",
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+        )
+        == 2
+    )
     assert "trained on other images" in capsys.readouterr().err
     assert cli("--resume", str(out / "best.pt"), *data, "--out", str(out)) == 2
     assert "not a training checkpoint" in capsys.readouterr().err
-    assert cli("--backbone", "efficientnet_lite0", "--db", str(db), "--queries", str(queries),
-               "--image-topic", TOPIC, "--out", str(out)) == 2
+    assert (
+        cli(
+            "--backbone",
+            "efficientnet_lite0",
+            "--db",
+            str(db),
+            "--queries",
+            str(queries),
+            "--image-topic",
+            TOPIC,
+            "--out",
+            str(out),
+        )
+        == 2
+    )
     assert "give --image-topic and --pose-topic" in capsys.readouterr().err
 
 
@@ -186,10 +316,18 @@ def write_mat(path: Path, root: Path, db: PlaceSet, queries: PlaceSet) -> None:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(place_set.images[i])
             names[kind].append(name)
-    struct = {"whichSet": "train", "dbImageFns": np.array(names["db"], dtype=object),
-              "utmDb": db.positions[:, :2].T, "qImageFns": np.array(names["q"], dtype=object),
-              "utmQ": queries.positions[:, :2].T, "numImages": len(db), "numQueries": len(queries),
-              "posDistThr": 25.0, "posDistSqThr": 625.0, "nonTrivPosDistSqThr": 100.0}
+    struct = {
+        "whichSet": "train",
+        "dbImageFns": np.array(names["db"], dtype=object),
+        "utmDb": db.positions[:, :2].T,
+        "qImageFns": np.array(names["q"], dtype=object),
+        "utmQ": queries.positions[:, :2].T,
+        "numImages": len(db),
+        "numQueries": len(queries),
+        "posDistThr": 25.0,
+        "posDistSqThr": 625.0,
+        "nonTrivPosDistSqThr": 100.0,
+    }
     scipy.io.savemat(path, {"dbStruct": struct})
 
 
@@ -197,18 +335,64 @@ def test_cli_trains_on_a_pittsburgh_style_mat_and_names_missing_images(tmp_path,
     split = world_split(4)
     write_mat(tmp_path / "train.mat", tmp_path / "images", split.database, split.queries)
     out = tmp_path / "run"
-    assert cli("--backbone", "efficientnet_lite0", "--num-clusters", "8", "--mat", str(tmp_path / "train.mat"),
-               "--val-mat", str(tmp_path / "train.mat"), "--image-root", str(tmp_path / "images"),
-               "--out", str(out), "--epochs", "1") == 0
+    assert (
+        cli(
+            "--backbone",
+            "efficientnet_lite0",
+            "--num-clusters",
+            "8",
+            "--mat",
+            str(tmp_path / "train.mat"),
+            "--val-mat",
+            str(tmp_path / "train.mat"),
+            "--image-root",
+            str(tmp_path / "images"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+        )
+        == 0
+    )
     assert (out / "last.pt").is_file() and "no validation set" not in caplog.text
     assert "defines positives" not in caplog.text  # the dbStruct's 10 m / 25 m are the defaults
-    assert cli("--backbone", "efficientnet_lite0", "--num-clusters", "8", "--mat", str(tmp_path / "train.mat"),
-               "--image-root", str(tmp_path / "images"), "--out", str(tmp_path / "r2"), "--epochs", "1",
-               "--positive-radius", "5") == 0
-    assert "defines positives within 10.0 m and matches within 25.0 m; training uses 5.0 m / 25.0 m" in caplog.text
+    assert (
+        cli(
+            "--backbone",
+            "efficientnet_lite0",
+            "--num-clusters",
+            "8",
+            "--mat",
+            str(tmp_path / "train.mat"),
+            "--image-root",
+            str(tmp_path / "images"),
+            "--out",
+            str(tmp_path / "r2"),
+            "--epochs",
+            "1",
+            "--positive-radius",
+            "5",
+        )
+        == 0
+    )
+    assert (
+        "defines positives within 10.0 m and matches within 25.0 m; training uses 5.0 m / 25.0 m"
+        in caplog.text
+    )
     (tmp_path / "images" / "db" / "002.jpg").unlink()
-    assert cli("--backbone", "efficientnet_lite0", "--mat", str(tmp_path / "train.mat"),
-               "--image-root", str(tmp_path / "images"), "--out", str(out)) == 2
+    assert (
+        cli(
+            "--backbone",
+            "efficientnet_lite0",
+            "--mat",
+            str(tmp_path / "train.mat"),
+            "--image-root",
+            str(tmp_path / "images"),
+            "--out",
+            str(out),
+        )
+        == 2
+    )
     assert "1 of 12 images are missing" in capsys.readouterr().err
 
 
@@ -221,11 +405,33 @@ def test_bad_input_is_named(tmp_path, capsys):
         TrainConfig(positive_radius=30.0)
     with pytest.raises(ConfigError, match="train.optimizer"):
         TrainConfig(optimizer="lbfgs")
-    assert cli("--weights", str(tmp_path / "none.pt"), "--db", str(tmp_path), "--queries", str(tmp_path),
-               "--out", str(tmp_path / "run")) == 2
+    assert (
+        cli(
+            "--weights",
+            str(tmp_path / "none.pt"),
+            "--db",
+            str(tmp_path),
+            "--queries",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        )
+        == 2
+    )
     assert "weight file not found" in capsys.readouterr().err
-    assert cli("--backbone", "efficientnet_lite0", "--db", str(tmp_path / "nope"), "--queries", str(tmp_path),
-               "--out", str(tmp_path / "run")) == 2
+    assert (
+        cli(
+            "--backbone",
+            "efficientnet_lite0",
+            "--db",
+            str(tmp_path / "nope"),
+            "--queries",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        )
+        == 2
+    )
     assert "not found" in capsys.readouterr().err
 
 
@@ -260,15 +466,42 @@ def test_run_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
 
     db, queries = write_bags(tmp_path)
     out = tmp_path / "run"
-    data = ["--db", str(db), "--queries", str(queries), "--image-topic", TOPIC, "--pose-topic", "/odom",
-            "--out", str(out), "--width", "128", "--height", "96", "--cache-refresh", "4", "--device", "cpu",
-            "--no-progress", "--negative-samples", "50"]
+    data = [
+        "--db",
+        str(db),
+        "--queries",
+        str(queries),
+        "--image-topic",
+        TOPIC,
+        "--pose-topic",
+        "/odom",
+        "--out",
+        str(out),
+        "--width",
+        "128",
+        "--height",
+        "96",
+        "--cache-refresh",
+        "4",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--negative-samples",
+        "50",
+    ]
     command = [sys.executable, "-m", "ros2_netvlad.tools.train", *data]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.Popen([*command, "--backbone", "efficientnet_lite0", "--num-clusters", "8", "--epochs", "50"],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = subprocess.Popen(
+        [*command, "--backbone", "efficientnet_lite0", "--num-clusters", "8", "--epochs", "50"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
-    while not (out / "metrics.csv").exists() or len((out / "metrics.csv").read_text().splitlines()) < 3:
+    while (
+        not (out / "metrics.csv").exists()
+        or len((out / "metrics.csv").read_text().splitlines()) < 3
+    ):
         assert run.poll() is None and time.monotonic() < deadline, "training never finished epoch 1"
         time.sleep(0.05)
     run.send_signal(signal.SIGKILL)  # mid-way through a later epoch, maybe mid-write
@@ -276,8 +509,13 @@ def test_run_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
     (out / ".last.pt.killed.tmp").write_bytes(b"half a checkpoint")  # as if killed inside save()
     saved = read_checkpoint(out / "last.pt")["train_state"]["epoch"]
     assert 1 <= saved < 50
-    resumed = subprocess.run([*command, "--resume", str(out / "last.pt"), "--epochs", str(saved + 1)], env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*command, "--resume", str(out / "last.pt"), "--epochs", str(saved + 1)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "metrics.csv"))]
     assert epochs == list(range(saved + 2))

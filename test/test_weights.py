@@ -7,8 +7,8 @@ import pytest
 import scipy.io
 import torch
 import torch.nn.functional as F
-from conftest import random_vgg_model
 
+from conftest import random_vgg_model
 from ros2_netvlad import weights
 from ros2_netvlad.config import ModelConfig
 from ros2_netvlad.describe import Describer
@@ -53,6 +53,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
     def crash(*args):
         raise OSError("disk full")
+
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         save(random_vgg_model(num_clusters=4), path)
@@ -84,8 +85,11 @@ def test_future_format_version_is_refused(tmp_path):
 
 def peer_style_state(num_clusters=8, dim=512, num_pcs=0):
     model = random_vgg_model(num_clusters)
-    state = {k.replace("backbone.", "encoder."): v for k, v in model.state_dict().items()
-             if k.startswith(("backbone.", "pool."))}
+    state = {
+        k.replace("backbone.", "encoder."): v
+        for k, v in model.state_dict().items()
+        if k.startswith(("backbone.", "pool."))
+    }
     if num_pcs:
         state["WPCA.0.weight"] = torch.randn(num_pcs, num_clusters * dim, 1, 1)
         state["WPCA.0.bias"] = torch.randn(num_pcs)
@@ -106,7 +110,9 @@ def test_mismatches_are_named(tmp_path):
     state = peer_style_state()
     state["pool.conv.weight"] = torch.randn(4, 512, 1, 1)
     torch.save({"state_dict": state}, tmp_path / "c.pth")
-    with pytest.raises(WeightsError, match=r"pool.conv.weight is \(4, 512, 1, 1\), expected \(8, 512, 1, 1\)"):
+    with pytest.raises(
+        WeightsError, match=r"pool.conv.weight is \(4, 512, 1, 1\), expected \(8, 512, 1, 1\)"
+    ):
         load(tmp_path / "c.pth")
 
     state = peer_style_state()
@@ -126,9 +132,11 @@ def test_non_tensor_pickles_need_trust(tmp_path):
 
 # --- MATLAB struct (the format hloc reads) -------------------------------------------------------
 
+
 def write_matlab_struct(path, convs, assign, centers, wpca_w, wpca_b, average_rgb):
     """MATLAB layout: conv H×W×in×out, vlad assignment D×K and negated centres D×K, WPCA 1×1×in×out
     over a dimension-major (D×K) VLAD vector."""
+
     def layer(name, kind, *ws):
         cell = np.empty((1, len(ws)), dtype=object)
         for i, w in enumerate(ws):
@@ -137,33 +145,49 @@ def write_matlab_struct(path, convs, assign, centers, wpca_w, wpca_b, average_rg
 
     layers = []
     for i, (w, b) in enumerate(convs):
-        layers += [layer(f"conv{i}", "conv", w.permute(2, 3, 1, 0).numpy(), b.numpy()), layer(f"relu{i}", "relu")]
+        layers += [
+            layer(f"conv{i}", "conv", w.permute(2, 3, 1, 0).numpy(), b.numpy()),
+            layer(f"relu{i}", "relu"),
+        ]
     layers[-1] = layer("preL2", "normalize")
-    layers += [layer("vlad_core", "custom", assign, -centers), layer("postL2", "custom"),
-               layer("WPCA", "conv", wpca_w.T[None, None], wpca_b), layer("finalL2", "custom")]
+    layers += [
+        layer("vlad_core", "custom", assign, -centers),
+        layer("postL2", "custom"),
+        layer("WPCA", "conv", wpca_w.T[None, None], wpca_b),
+        layer("finalL2", "custom"),
+    ]
     cells = np.empty((1, len(layers)), dtype=object)
     for i, entry in enumerate(layers):
         cells[0, i] = entry
-    net = {"layers": cells, "meta": {"normalization": {"averageImage": np.array(average_rgb).reshape(1, 1, 3)}}}
+    net = {
+        "layers": cells,
+        "meta": {"normalization": {"averageImage": np.array(average_rgb).reshape(1, 1, 3)}},
+    }
     scipy.io.savemat(path, {"net": net})
 
 
 def hloc_style_descriptor(backbone, image, average_rgb, assign, centers, wpca_w, wpca_b):
     """Independent reference: VLAD flattened D×K as in the MATLAB/hloc code."""
-    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None] - torch.tensor(average_rgb).view(1, 3, 1, 1)
+    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None] - torch.tensor(
+        average_rgb
+    ).view(1, 3, 1, 1)
     with torch.no_grad():
         f = F.normalize(backbone(x.float()).flatten(2), dim=1)  # 1×D×N
         scores = F.softmax(torch.einsum("dk,bdn->bkn", torch.from_numpy(assign), f), dim=1)
         diff = f.unsqueeze(2) - torch.from_numpy(centers).unsqueeze(0).unsqueeze(-1)
         desc = F.normalize((scores.unsqueeze(1) * diff).sum(-1), dim=1).view(1, -1)
         desc = F.normalize(desc, dim=1)
-        return F.normalize(F.linear(desc, torch.from_numpy(wpca_w), torch.from_numpy(wpca_b)), dim=1)[0].numpy()
+        return F.normalize(
+            F.linear(desc, torch.from_numpy(wpca_w), torch.from_numpy(wpca_b)), dim=1
+        )[0].numpy()
 
 
 def test_matlab_struct_import_matches_the_reference_layout(tmp_path, photos):
     rng = np.random.default_rng(0)
     backbone = random_vgg_model().backbone
-    convs = [(m.weight.detach(), m.bias.detach()) for m in backbone if isinstance(m, torch.nn.Conv2d)]
+    convs = [
+        (m.weight.detach(), m.bias.detach()) for m in backbone if isinstance(m, torch.nn.Conv2d)
+    ]
     k, d, out = 8, 512, 24
     assign = rng.normal(size=(d, k)).astype(np.float32) * 5
     centers = rng.normal(size=(d, k)).astype(np.float32) * 0.05
@@ -175,7 +199,9 @@ def test_matlab_struct_import_matches_the_reference_layout(tmp_path, photos):
 
     model = load(path)
     assert (model.pool.num_clusters, model.arch.whiten_dim) == (k, out)
-    assert model.preprocessing == Preprocessing(mean=tuple(average), std=(1, 1, 1), pixel_scale=255.0)
+    assert model.preprocessing == Preprocessing(
+        mean=tuple(average), std=(1, 1, 1), pixel_scale=255.0
+    )
     image = small_photo(photos)
     got = Describer(model, CPU)(image)
     want = hloc_style_descriptor(backbone, image, average, assign, centers, wpca_w, wpca_b)
@@ -183,7 +209,10 @@ def test_matlab_struct_import_matches_the_reference_layout(tmp_path, photos):
 
 
 def test_matlab_struct_with_wrong_layers_is_refused(tmp_path):
-    net = {"layers": np.empty((1, 0), dtype=object), "meta": {"normalization": {"averageImage": np.zeros(3)}}}
+    net = {
+        "layers": np.empty((1, 0), dtype=object),
+        "meta": {"normalization": {"averageImage": np.zeros(3)}},
+    }
     scipy.io.savemat(tmp_path / "bad.mat", {"net": net})
     with pytest.raises(WeightsError, match="found 0 conv and 0 vlad layers"):
         load(tmp_path / "bad.mat")

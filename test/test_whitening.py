@@ -4,8 +4,8 @@ import faiss
 import numpy as np
 import pytest
 import torch
-from conftest import random_vgg_model
 
+from conftest import random_vgg_model
 from ros2_netvlad.config import ModelConfig
 from ros2_netvlad.describe import Describer
 from ros2_netvlad.weights import load, save
@@ -30,7 +30,9 @@ def test_whitening_layer_equals_faiss_transform_plus_l2():
     whitened = reference.apply(x)
     np.testing.assert_allclose(got, l2(whitened[:, :5]), atol=1e-4)  # truncate, then L2
     covariance = np.cov(whitened.T)
-    np.testing.assert_allclose(covariance / covariance[0, 0], np.eye(8), atol=0.05)  # equal variance per dim
+    np.testing.assert_allclose(
+        covariance / covariance[0, 0], np.eye(8), atol=0.05
+    )  # equal variance per dim
 
 
 def test_whitening_round_trips_through_a_checkpoint(tmp_path, photos):
@@ -39,13 +41,18 @@ def test_whitening_round_trips_through_a_checkpoint(tmp_path, photos):
     images = [np.ascontiguousarray(p[::8, ::8]) for p in photos.values()] * 3
     pooled = pooled_descriptors(model, describer, images)
     assert pooled.shape == (12, 4 * 512)
-    weight, bias = fit_pca_whitening(pooled + 1e-3 * np.random.default_rng(1).normal(size=pooled.shape), 6)
+    weight, bias = fit_pca_whitening(
+        pooled + 1e-3 * np.random.default_rng(1).normal(size=pooled.shape), 6
+    )
     apply_whitening(model, weight, bias)
     path = save(model, tmp_path / "white.pt")
     loaded = load(path)
     assert loaded.arch.whiten_dim == 6 and loaded.output_dim == 6
-    np.testing.assert_allclose(Describer(loaded, ModelConfig(device="cpu", max_side=64))(images), describer(images),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        Describer(loaded, ModelConfig(device="cpu", max_side=64))(images),
+        describer(images),
+        atol=1e-5,
+    )
     with pytest.raises(ValueError, match="needs at least 50 descriptors"):
         fit_pca_whitening(pooled, 50)
 
@@ -57,9 +64,24 @@ def test_fit_pca_cli_on_a_bag(tmp_path, capsys):
     world.write_traversal(tmp_path / "bag", world.places(4), seed=3)
     model = random_vgg_model(num_clusters=2)
     save(model, tmp_path / "model.pt")
-    args = ["--weights", str(tmp_path / "model.pt"), "--out", str(tmp_path / "white.pt"), "--bag", str(tmp_path / "bag"),
-            "--image-topic", "/camera/image_raw/compressed", "--dim", "8", "--output-dim", "4", "--max-side", "64",
-            "--device", "cpu"]
+    args = [
+        "--weights",
+        str(tmp_path / "model.pt"),
+        "--out",
+        str(tmp_path / "white.pt"),
+        "--bag",
+        str(tmp_path / "bag"),
+        "--image-topic",
+        "/camera/image_raw/compressed",
+        "--dim",
+        "8",
+        "--output-dim",
+        "4",
+        "--max-side",
+        "64",
+        "--device",
+        "cpu",
+    ]
     assert fit_pca.main(args) == 0
     assert "fitted on 12 images" in capsys.readouterr().out
     white = load(tmp_path / "white.pt")

@@ -13,16 +13,35 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ..localizer import Candidate, PosePrior
 
 # The ~/loop_closures table (DESIGN §5): one point per candidate, best first, 8-byte aligned rows.
-CANDIDATE_FIELDS = [("x", 0, PointField.FLOAT64), ("y", 8, PointField.FLOAT64), ("z", 16, PointField.FLOAT64),
-                    ("qx", 24, PointField.FLOAT64), ("qy", 32, PointField.FLOAT64), ("qz", 40, PointField.FLOAT64),
-                    ("qw", 48, PointField.FLOAT64), ("score", 56, PointField.FLOAT32),
-                    ("map_id", 60, PointField.UINT32), ("map_stamp_sec", 64, PointField.INT32),
-                    ("map_stamp_nanosec", 68, PointField.UINT32), ("verified", 72, PointField.UINT8)]
-_NUMPY = {PointField.FLOAT64: "<f8", PointField.FLOAT32: "<f4", PointField.UINT32: "<u4",
-          PointField.INT32: "<i4", PointField.UINT8: "u1"}
-CANDIDATE_DTYPE = np.dtype({"names": [f[0] for f in CANDIDATE_FIELDS],
-                            "formats": [_NUMPY[f[2]] for f in CANDIDATE_FIELDS],
-                            "offsets": [f[1] for f in CANDIDATE_FIELDS], "itemsize": 80})
+CANDIDATE_FIELDS = [
+    ("x", 0, PointField.FLOAT64),
+    ("y", 8, PointField.FLOAT64),
+    ("z", 16, PointField.FLOAT64),
+    ("qx", 24, PointField.FLOAT64),
+    ("qy", 32, PointField.FLOAT64),
+    ("qz", 40, PointField.FLOAT64),
+    ("qw", 48, PointField.FLOAT64),
+    ("score", 56, PointField.FLOAT32),
+    ("map_id", 60, PointField.UINT32),
+    ("map_stamp_sec", 64, PointField.INT32),
+    ("map_stamp_nanosec", 68, PointField.UINT32),
+    ("verified", 72, PointField.UINT8),
+]
+_NUMPY = {
+    PointField.FLOAT64: "<f8",
+    PointField.FLOAT32: "<f4",
+    PointField.UINT32: "<u4",
+    PointField.INT32: "<i4",
+    PointField.UINT8: "u1",
+}
+CANDIDATE_DTYPE = np.dtype(
+    {
+        "names": [f[0] for f in CANDIDATE_FIELDS],
+        "formats": [_NUMPY[f[2]] for f in CANDIDATE_FIELDS],
+        "offsets": [f[1] for f in CANDIDATE_FIELDS],
+        "itemsize": 80,
+    }
+)
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -36,18 +55,30 @@ def ns_to_stamp(ns: int) -> Time:
 def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str) -> PointCloud2:
     rows = np.zeros(len(candidates), CANDIDATE_DTYPE)
     if candidates:
-        poses = np.array([(*c.entry.position, *c.entry.orientation) for c in candidates], dtype=np.float64)
+        poses = np.array(
+            [(*c.entry.position, *c.entry.orientation) for c in candidates], dtype=np.float64
+        )
         for column, name in enumerate(("x", "y", "z", "qx", "qy", "qz", "qw")):
             rows[name] = poses[:, column]
         rows["score"] = [c.score for c in candidates]
         rows["map_id"] = [c.map_id for c in candidates]
         rows["verified"] = [c.verified for c in candidates]
         stamps = np.array([c.entry.stamp_ns for c in candidates], dtype=np.int64)
-        rows["map_stamp_sec"], rows["map_stamp_nanosec"] = stamps // 1_000_000_000, stamps % 1_000_000_000
-    return PointCloud2(header=Header(stamp=stamp, frame_id=frame_id), height=1, width=len(candidates),
-                       fields=[PointField(name=n, offset=o, datatype=t, count=1) for n, o, t in CANDIDATE_FIELDS],
-                       is_bigendian=False, point_step=CANDIDATE_DTYPE.itemsize,
-                       row_step=CANDIDATE_DTYPE.itemsize * len(candidates), data=rows.tobytes(), is_dense=True)
+        rows["map_stamp_sec"], rows["map_stamp_nanosec"] = (
+            stamps // 1_000_000_000,
+            stamps % 1_000_000_000,
+        )
+    return PointCloud2(
+        header=Header(stamp=stamp, frame_id=frame_id),
+        height=1,
+        width=len(candidates),
+        fields=[PointField(name=n, offset=o, datatype=t, count=1) for n, o, t in CANDIDATE_FIELDS],
+        is_bigendian=False,
+        point_step=CANDIDATE_DTYPE.itemsize,
+        row_step=CANDIDATE_DTYPE.itemsize * len(candidates),
+        data=rows.tobytes(),
+        is_dense=True,
+    )
 
 
 def cloud_to_candidates(msg: PointCloud2) -> np.ndarray:
@@ -56,9 +87,15 @@ def cloud_to_candidates(msg: PointCloud2) -> np.ndarray:
 
 
 def pose_msg(position: np.ndarray, orientation: np.ndarray) -> Pose:
-    return Pose(position=Point(x=float(position[0]), y=float(position[1]), z=float(position[2])),
-                orientation=Quaternion(x=float(orientation[0]), y=float(orientation[1]),
-                                       z=float(orientation[2]), w=float(orientation[3])))
+    return Pose(
+        position=Point(x=float(position[0]), y=float(position[1]), z=float(position[2])),
+        orientation=Quaternion(
+            x=float(orientation[0]),
+            y=float(orientation[1]),
+            z=float(orientation[2]),
+            w=float(orientation[3]),
+        ),
+    )
 
 
 def prior_to_msg(prior: PosePrior, stamp: Time, frame_id: str) -> PoseWithCovarianceStamped:
@@ -68,41 +105,80 @@ def prior_to_msg(prior: PosePrior, stamp: Time, frame_id: str) -> PoseWithCovari
     return msg
 
 
-def markers(candidates: list[Candidate], prior: PosePrior | None, stamp: Time, frame_id: str,
-            namespace: str = "netvlad") -> MarkerArray:
+def markers(
+    candidates: list[Candidate],
+    prior: PosePrior | None,
+    stamp: Time,
+    frame_id: str,
+    namespace: str = "netvlad",
+) -> MarkerArray:
     """Candidate poses as spheres coloured red (low score) → green (high), the prior as an arrow."""
     header = Header(stamp=stamp, frame_id=frame_id)
     out = [Marker(header=header, ns=namespace, action=Marker.DELETEALL)]
     for i, c in enumerate(candidates):
         s = float(np.clip(c.score, 0.0, 1.0))
-        out.append(Marker(header=header, ns=namespace, id=i + 1, type=Marker.SPHERE, action=Marker.ADD,
-                          pose=pose_msg(np.asarray(c.entry.position), np.asarray(c.entry.orientation)),
-                          scale=Vector3(x=1.0, y=1.0, z=1.0), color=ColorRGBA(r=1.0 - s, g=s, b=0.2, a=0.9)))
+        out.append(
+            Marker(
+                header=header,
+                ns=namespace,
+                id=i + 1,
+                type=Marker.SPHERE,
+                action=Marker.ADD,
+                pose=pose_msg(np.asarray(c.entry.position), np.asarray(c.entry.orientation)),
+                scale=Vector3(x=1.0, y=1.0, z=1.0),
+                color=ColorRGBA(r=1.0 - s, g=s, b=0.2, a=0.9),
+            )
+        )
     if prior is not None:
-        out.append(Marker(header=header, ns=namespace, id=0, type=Marker.ARROW, action=Marker.ADD,
-                          pose=pose_msg(prior.pose.position, prior.pose.orientation),
-                          scale=Vector3(x=3.0, y=0.4, z=0.4), color=ColorRGBA(r=0.1, g=0.4, b=1.0, a=1.0)))
+        out.append(
+            Marker(
+                header=header,
+                ns=namespace,
+                id=0,
+                type=Marker.ARROW,
+                action=Marker.ADD,
+                pose=pose_msg(prior.pose.position, prior.pose.orientation),
+                scale=Vector3(x=3.0, y=0.4, z=0.4),
+                color=ColorRGBA(r=0.1, g=0.4, b=1.0, a=1.0),
+            )
+        )
     return MarkerArray(markers=out)
 
 
-def diagnostics(name: str, hardware_id: str, values: dict[str, object], level: bytes, message: str,
-                stamp: Time) -> DiagnosticArray:
-    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+def diagnostics(
+    name: str, hardware_id: str, values: dict[str, object], level: bytes, message: str, stamp: Time
+) -> DiagnosticArray:
+    status = DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+    )
     return DiagnosticArray(header=Header(stamp=stamp), status=[status])
 
 
 def rgb_to_image(rgb: np.ndarray, stamp: Time, frame_id: str = "camera", encoding: str = "rgb8"):
     """numpy RGB → sensor_msgs/Image (rgb8 or bgr8): a few lines instead of cv_bridge."""
     from sensor_msgs.msg import Image
+
     pixels = np.ascontiguousarray(rgb if encoding == "rgb8" else rgb[:, :, ::-1])
-    return Image(header=Header(stamp=stamp, frame_id=frame_id), height=pixels.shape[0], width=pixels.shape[1],
-                 encoding=encoding, is_bigendian=0, step=pixels.strides[0], data=pixels.tobytes())
+    return Image(
+        header=Header(stamp=stamp, frame_id=frame_id),
+        height=pixels.shape[0],
+        width=pixels.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=pixels.strides[0],
+        data=pixels.tobytes(),
+    )
 
 
 def rgb_to_compressed(rgb: np.ndarray, stamp: Time, frame_id: str = "camera", quality: int = 90):
     from sensor_msgs.msg import CompressedImage
 
     from ..imaging import rgb_to_jpeg
-    return CompressedImage(header=Header(stamp=stamp, frame_id=frame_id), format="jpeg",
-                           data=rgb_to_jpeg(rgb, quality))
+
+    return CompressedImage(
+        header=Header(stamp=stamp, frame_id=frame_id), format="jpeg", data=rgb_to_jpeg(rgb, quality)
+    )

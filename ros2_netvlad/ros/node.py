@@ -26,7 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from ..config import ConfigError
+from ..config import ConfigError, describe_rule
 from ..database import MapDatabase, MapError
 from ..describe import Describer
 from ..errors import InputError, NetVLADError
@@ -66,11 +66,14 @@ class LocalizerNode(Node):
         self.configs = params.declare(self)
         self.node_config = self.configs["node"]
         self.describer, self.database = self._open_model_and_map()
-        self.localizer = Localizer(self.database, self.configs["localizer"], self.configs["keyframes"])
+        self.localizer = Localizer(
+            self.database, self.configs["localizer"], self.configs["keyframes"]
+        )
         self.describer.warmup()
         self._mailbox, self._odometry = LatestFrame(), deque(maxlen=400)
         self._latencies, self._processed_at = deque(maxlen=500), deque(maxlen=500)
-        # per frame: (stamp ns, received, decoded, descriptor + search done, published), monotonic seconds
+        # per frame: (stamp ns, received, decoded, descriptor + search done, published), monotonic
+        # seconds
         self.timings: deque[tuple[int, float, float, float, float]] = deque(maxlen=1000)
         self.processed = self.rejected = 0
         self._last_warning: dict[str, float] = {}
@@ -84,8 +87,10 @@ class LocalizerNode(Node):
         unknown = params.unknown_overrides(self)
         if unknown:
             self.get_logger().warning(f"ignoring unknown parameter(s): {', '.join(unknown)}")
-        self.get_logger().info(f"ready: {self.node_config.mode} mode, map {self.node_config.map or '(new)'} "
-                               f"with {len(self.database)} entries, {self.describer.device}")
+        self.get_logger().info(
+            f"ready: {self.node_config.mode} mode, map {self.node_config.map or '(new)'} "
+            f"with {len(self.database)} entries, {self.describer.device}"
+        )
 
     # --- setup ------------------------------------------------------------------------------------
     def _open_model_and_map(self) -> tuple[Describer, MapDatabase]:
@@ -97,24 +102,41 @@ class LocalizerNode(Node):
             raise WeightsError(f"model.weights: {model_config.weights} not found")
         weights = model_config.weights or (str(map_dir / "model.pt") if map_dir else "")
         if not weights or not Path(weights).is_file():
-            raise WeightsError(f"model.weights is empty and {map_dir or 'no map'} has no model.pt; give model.weights")
+            raise WeightsError(
+                f"model.weights is empty and {map_dir or 'no map'} has no model.pt; give "
+                f"model.weights"
+            )
         model = load(weights)
-        describer = Describer(model, model_config)
         new_map = config.mode == "loop_closure" and not (map_dir and map_dir.exists())
         if new_map:
-            database = MapDatabase.create(model.output_dim, self.configs["database"], fingerprint(model),
-                                          checkpoint_bytes(model))
+            database = MapDatabase.create(
+                model.output_dim,
+                self.configs["database"],
+                fingerprint(model),
+                checkpoint_bytes(model),
+            )
         else:
-            database = MapDatabase.load(map_dir, fingerprint(model), config.force_map, self.configs["database"])
+            database = MapDatabase.load(
+                map_dir, fingerprint(model), config.force_map, self.configs["database"]
+            )
+        # the map's resize rule unless set here; a different one is refused unless node.force_map
+        describer = Describer(model, database.describe_config(model_config, config.force_map))
+        if new_map:
+            database.record_describe(describer.config)
         return describer, database
 
     def _setup_ros(self) -> None:
         images = qos_profile_sensor_data
-        if self.node_config.image_reliability == "reliable":  # best effort drops fragments of big raw images
-            images = QoSProfile(depth=qos_profile_sensor_data.depth, reliability=ReliabilityPolicy.RELIABLE)
-        self._image_subscriptions = [self.create_subscription(Image, "image", self._on_image, images),
-                                     self.create_subscription(CompressedImage, "image/compressed",
-                                                              self._on_image, images)]
+        if (
+            self.node_config.image_reliability == "reliable"
+        ):  # best effort drops fragments of big raw images
+            images = QoSProfile(
+                depth=qos_profile_sensor_data.depth, reliability=ReliabilityPolicy.RELIABLE
+            )
+        self._image_subscriptions = [
+            self.create_subscription(Image, "image", self._on_image, images),
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, images),
+        ]
         self._candidates_pub = self.create_publisher(PointCloud2, "~/loop_closures", 10)
         self._prior_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_prior", 10)
         self._markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
@@ -133,7 +155,9 @@ class LocalizerNode(Node):
 
     def _on_odometry(self, msg: Odometry) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
-        self._odometry.append((conversions.stamp_to_ns(msg.header.stamp), Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))))
+        self._odometry.append(
+            (conversions.stamp_to_ns(msg.header.stamp), Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w)))
+        )
 
     def _on_parameters(self, changed: list) -> SetParametersResult:
         """Every writable parameter takes effect here; read-only ones never reach this callback."""
@@ -150,10 +174,15 @@ class LocalizerNode(Node):
         self.node_config = node
         return SetParametersResult(successful=True)
 
-    def _on_save_map(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def _on_save_map(
+        self, request: Trigger.Request, response: Trigger.Response
+    ) -> Trigger.Response:
         try:
             path = self.save_map()
-            response.success, response.message = True, f"saved {len(self.database)} entries to {path}"
+            response.success, response.message = (
+                True,
+                f"saved {len(self.database)} entries to {path}",
+            )
         except (OSError, NetVLADError) as error:
             response.success, response.message = False, f"save failed: {error}"
         return response
@@ -204,11 +233,17 @@ class LocalizerNode(Node):
 
     def _publish(self, result, stamp) -> None:
         frame = self.node_config.map_frame
-        self._candidates_pub.publish(conversions.candidates_to_cloud(result.candidates, stamp, frame))
+        self._candidates_pub.publish(
+            conversions.candidates_to_cloud(result.candidates, stamp, frame)
+        )
         if result.pose_prior is not None:
             self._prior_pub.publish(conversions.prior_to_msg(result.pose_prior, stamp, frame))
-        if self._markers_pub.get_subscription_count():  # building markers costs ~1 ms; only for viewers
-            self._markers_pub.publish(conversions.markers(result.candidates, result.pose_prior, stamp, frame))
+        if (
+            self._markers_pub.get_subscription_count()
+        ):  # building markers costs ~1 ms; only for viewers
+            self._markers_pub.publish(
+                conversions.markers(result.candidates, result.pose_prior, stamp, frame)
+            )
 
     def _reject(self, problem: str) -> None:
         self.rejected += 1
@@ -217,37 +252,74 @@ class LocalizerNode(Node):
             self._last_warning[key] = now
             self.get_logger().warning(f"rejected image: {problem}")
 
-    # --- diagnostics and shutdown -------------------------------------------------------------------
+    # --- diagnostics and shutdown
+    # -------------------------------------------------------------------
     def statistics(self) -> dict[str, object]:
         latencies = np.array(self._latencies) * 1000 if self._latencies else np.zeros(1)
         times = list(self._processed_at)
-        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        rate = (
+            (len(times) - 1) / (times[-1] - times[0])
+            if len(times) > 1 and times[-1] > times[0]
+            else 0.0
+        )
         model = self.describer.model
-        return {"rate_hz": f"{rate:.2f}", "latency_p50_ms": f"{np.percentile(latencies, 50):.1f}",
-                "latency_p95_ms": f"{np.percentile(latencies, 95):.1f}", "processed": self.processed,
-                "dropped": self._mailbox.dropped, "rejected": self.rejected, "map_size": len(self.database),
-                "device": str(self.describer.device), "mode": self.node_config.mode,
-                "model": f"{model.arch.backbone} K={model.arch.num_clusters} {model.output_dim}-D {self.database.fingerprint}"}
+        return {
+            "rate_hz": f"{rate:.2f}",
+            "latency_p50_ms": f"{np.percentile(latencies, 50):.1f}",
+            "latency_p95_ms": f"{np.percentile(latencies, 95):.1f}",
+            "processed": self.processed,
+            "dropped": self._mailbox.dropped,
+            "rejected": self.rejected,
+            "map_size": len(self.database),
+            "device": str(self.describer.device),
+            "mode": self.node_config.mode,
+            "resize": describe_rule(self.describer.config),
+            "model": f"{model.arch.backbone} K={model.arch.num_clusters} {model.output_dim}-D "
+            f"{self.database.fingerprint}",
+        }
 
     def _publish_diagnostics(self) -> None:
         values = self.statistics()
-        level, message = (DiagnosticStatus.OK, "localizing") if self.processed else \
-            (DiagnosticStatus.WARN, "no images processed yet")
-        self._diagnostics_pub.publish(conversions.diagnostics(
-            f"{self.get_name()}: place recognition", values["device"], values, level, message,
-            self.get_clock().now().to_msg()))
+        level, message = (
+            (DiagnosticStatus.OK, "localizing")
+            if self.processed
+            else (DiagnosticStatus.WARN, "no images processed yet")
+        )
+        self._diagnostics_pub.publish(
+            conversions.diagnostics(
+                f"{self.get_name()}: place recognition",
+                values["device"],
+                values,
+                level,
+                message,
+                self.get_clock().now().to_msg(),
+            )
+        )
 
     def _housekeeping(self) -> None:
         now, timeout = time.monotonic(), self.node_config.image_timeout
         first = self._silence_warned <= self._last_image  # not yet warned about this silence
         # warn after `timeout` seconds of silence, then at most every 30 s while it lasts
-        if timeout and now - self._last_image >= timeout and (first or now - self._silence_warned >= max(timeout, 30)):
+        if (
+            timeout
+            and now - self._last_image >= timeout
+            and (first or now - self._silence_warned >= max(timeout, 30))
+        ):
             self._silence_warned = now
-            self.get_logger().warning(topics.silence_report(self, self._image_subscriptions, now - self._last_image))
+            self.get_logger().warning(
+                topics.silence_report(self, self._image_subscriptions, now - self._last_image)
+            )
         period = self.node_config.autosave_period
-        if period and self._grows_map and now - self._saved_at >= period and len(self.database) != self._saved_size:
+        if (
+            period
+            and self._grows_map
+            and now - self._saved_at >= period
+            and len(self.database) != self._saved_size
+        ):
             try:
-                self.get_logger().info(f"autosaved {len(self.database)} entries to {self.save_map()}")
+                self.get_logger().info(
+                    f"autosaved {len(self.database)} entries to {self.save_map()}"
+                )
             except (OSError, NetVLADError) as error:
                 self.get_logger().error(f"autosave failed, the map in memory is kept: {error}")
 
@@ -264,11 +336,16 @@ class LocalizerNode(Node):
         return path
 
     def close(self) -> bool:
-        """Stops the worker and saves a grown map; False when that save failed (the reason is logged).
+        """Stops the worker and saves a grown map; False when that save failed (the reason is
+        logged).
         Logs only while the ROS context is alive, i.e. before rclpy shuts down."""
         self._running = False
-        self._worker.join(timeout=30.0)  # one inference at most; the save below waits for the map lock anyway
-        if not self._grows_map or (len(self.database) == self._saved_size and Path(self.node_config.map).is_dir()):
+        self._worker.join(
+            timeout=30.0
+        )  # one inference at most; the save below waits for the map lock anyway
+        if not self._grows_map or (
+            len(self.database) == self._saved_size and Path(self.node_config.map).is_dir()
+        ):
             return True
         try:
             path = self.save_map()
@@ -280,7 +357,8 @@ class LocalizerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Runs the node until SIGINT/SIGTERM. Exit codes: 0 after a clean stop, 2 when it refuses to start
+    """Runs the node until SIGINT/SIGTERM. Exit codes: 0 after a clean stop, 2 when it refuses to
+    start
     (one line saying why), 1 when a grown map could not be saved."""
     signals = ShutdownSignals("netvlad_localizer").install()
     node = executor = None
@@ -308,7 +386,7 @@ def main(args: list[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-        signals.ignore()  # all saved; a late Ctrl-C must not turn a clean exit into death by SIGINT (-2)
+        signals.ignore()  # all saved: a late Ctrl-C must not turn a clean exit into -2 (SIGINT)
     return code
 
 

@@ -10,24 +10,52 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
-from ..config import ConfigError, DatabaseConfig, KeyframeConfig, LocalizerConfig, ModelConfig, NodeConfig, from_dict
+from ..config import (
+    ConfigError,
+    DatabaseConfig,
+    KeyframeConfig,
+    LocalizerConfig,
+    ModelConfig,
+    NodeConfig,
+    from_dict,
+)
 
-SECTIONS: dict[str, type] = {"node": NodeConfig, "model": ModelConfig, "database": DatabaseConfig,
-                             "localizer": LocalizerConfig, "keyframes": KeyframeConfig}
+SECTIONS: dict[str, type] = {
+    "node": NodeConfig,
+    "model": ModelConfig,
+    "database": DatabaseConfig,
+    "localizer": LocalizerConfig,
+    "keyframes": KeyframeConfig,
+}
 
-_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
 
 
 def descriptor(name: str, field: dataclasses.Field) -> ParameterDescriptor:
     meta, kind = field.metadata, type(field.default)
-    d = ParameterDescriptor(name=name, type=_TYPES[kind], description=meta.get("description", ""),
-                            read_only=bool(meta.get("read_only", False)))
+    d = ParameterDescriptor(
+        name=name,
+        type=_TYPES[kind],
+        description=meta.get("description", ""),
+        read_only=bool(meta.get("read_only", False)),
+    )
     if "min" in meta and kind is int:
-        d.integer_range = [IntegerRange(from_value=int(meta["min"]), to_value=int(meta.get("max", 2**31 - 1)), step=0)]
+        d.integer_range = [
+            IntegerRange(
+                from_value=int(meta["min"]), to_value=int(meta.get("max", 2**31 - 1)), step=0
+            )
+        ]
     elif "min" in meta and kind is float:
-        d.floating_point_range = [FloatingPointRange(from_value=float(meta["min"]),
-                                                     to_value=float(meta.get("max", 1e300)), step=0.0)]
+        d.floating_point_range = [
+            FloatingPointRange(
+                from_value=float(meta["min"]), to_value=float(meta.get("max", 1e300)), step=0.0
+            )
+        ]
     return d
 
 
@@ -48,8 +76,11 @@ def declare(node: Node) -> dict[str, Any]:
 
 
 def updated(config: Any, section: str, parameters: list) -> Any:
-    """A new config with the changed parameters of ``section`` applied (validated), or the old one."""
-    changes = {p.name.split(".", 1)[1]: p.value for p in parameters if p.name.startswith(section + ".")}
+    """A new config with the changed parameters of ``section`` applied (validated), or the old
+    one."""
+    changes = {
+        p.name.split(".", 1)[1]: p.value for p in parameters if p.name.startswith(section + ".")
+    }
     if not changes:
         return config
     return from_dict(type(config), {**dataclasses.asdict(config), **changes}, section)
@@ -62,8 +93,12 @@ _ROS_OWN = ("use_sim_time", "qos_overrides.", "start_type_description_service")
 def unknown_overrides(node: Node) -> list[str]:
     """Names given in a params file or with -p that no section declares (a typo such as
     localizer.topk would otherwise be dropped silently), each with the closest known name."""
-    given = getattr(node, "_parameter_overrides", {})  # rclpy has no public accessor (Humble..Kilted)
-    known = [f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    given = getattr(
+        node, "_parameter_overrides", {}
+    )  # rclpy has no public accessor (Humble..Kilted)
+    known = [
+        f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+    ]
     unknown = sorted(n for n in given if n not in known and not n.startswith(_ROS_OWN))
     notes = []
     for name in unknown:
@@ -74,5 +109,8 @@ def unknown_overrides(node: Node) -> list[str]:
 
 def writable(section: str) -> list[str]:
     """The dotted names of a section's parameters that may change at run time."""
-    return [f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section])
-            if not f.metadata.get("read_only", False)]
+    return [
+        f"{section}.{f.name}"
+        for f in dataclasses.fields(SECTIONS[section])
+        if not f.metadata.get("read_only", False)
+    ]

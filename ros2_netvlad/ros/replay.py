@@ -28,26 +28,48 @@ def message_class(msgtype: str):
 
 
 class BagReplayer(Node):
-    def __init__(self, bag: Path, topics: list[str], rate: float = 1.0, start_offset: float = 0.0,
-                 loop: bool = False, clock: bool = False, reliable: bool = True) -> None:
+    def __init__(
+        self,
+        bag: Path,
+        topics: list[str],
+        rate: float = 1.0,
+        start_offset: float = 0.0,
+        loop: bool = False,
+        clock: bool = False,
+        reliable: bool = True,
+    ) -> None:
         super().__init__("replay_bag")
         if rate <= 0:
             raise InputError(f"--rate must be > 0, got {rate}")
-        self.bag, self.topics, self.rate, self.offset_ns = bag, topics, rate, int(start_offset * 1e9)
+        self.bag, self.topics, self.rate, self.offset_ns = (
+            bag,
+            topics,
+            rate,
+            int(start_offset * 1e9),
+        )
         self.loop, self.published = loop, 0
         self.on_publish = None  # optional callback(bag timestamp ns) right after each publish
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
         with open_bag(bag) as reader:
             connections = [c for c in reader.connections if not topics or c.topic in topics]
             missing = sorted(set(topics) - {c.topic for c in connections})
             if missing:
-                raise BagError(f"{bag}: no topics {', '.join(missing)}; the bag has "
-                               f"{', '.join(sorted({c.topic for c in reader.connections}))}")
+                raise BagError(
+                    f"{bag}: no topics {', '.join(missing)}; the bag has "
+                    f"{', '.join(sorted({c.topic for c in reader.connections}))}"
+                )
             self.start_ns = reader.start_time
-        self._topic_publishers = {c.topic: self.create_publisher(message_class(c.msgtype), c.topic, qos) for c in connections}
+        self._topic_publishers = {
+            c.topic: self.create_publisher(message_class(c.msgtype), c.topic, qos)
+            for c in connections
+        }
         self._clock = None
         if clock:
             from rosgraph_msgs.msg import Clock
+
             self._clock = self.create_publisher(Clock, "/clock", 10)
 
     def subscribers_ready(self, timeout: float) -> bool:
@@ -88,7 +110,10 @@ class BagReplayer(Node):
     def _publish_clock(self, timestamp: int) -> None:
         from builtin_interfaces.msg import Time
         from rosgraph_msgs.msg import Clock
-        self._clock.publish(Clock(clock=Time(sec=timestamp // 1_000_000_000, nanosec=timestamp % 1_000_000_000)))
+
+        self._clock.publish(
+            Clock(clock=Time(sec=timestamp // 1_000_000_000, nanosec=timestamp % 1_000_000_000))
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,18 +121,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bag", type=Path)
     parser.add_argument("--topics", nargs="*", default=[], help="topics to publish (default: all)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    parser.add_argument("--start-offset", type=float, default=0.0, help="seconds into the bag to start")
+    parser.add_argument(
+        "--start-offset", type=float, default=0.0, help="seconds into the bag to start"
+    )
     parser.add_argument("--loop", action="store_true")
     parser.add_argument("--clock", action="store_true", help="publish /clock from the bag's time")
-    parser.add_argument("--wait-for-subscribers", type=float, default=0.0,
-                        help="seconds to wait for a subscriber on every topic before playing")
-    parser.add_argument("--best-effort", action="store_true", help="best-effort instead of reliable QoS")
+    parser.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        help="seconds to wait for a subscriber on every topic before playing",
+    )
+    parser.add_argument(
+        "--best-effort", action="store_true", help="best-effort instead of reliable QoS"
+    )
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     code = 0
     try:
-        node = BagReplayer(args.bag, args.topics, args.rate, args.start_offset, args.loop, args.clock,
-                           not args.best_effort)
+        node = BagReplayer(
+            args.bag,
+            args.topics,
+            args.rate,
+            args.start_offset,
+            args.loop,
+            args.clock,
+            not args.best_effort,
+        )
         if args.wait_for_subscribers and not node.subscribers_ready(args.wait_for_subscribers):
             node.get_logger().warning("not every topic has a subscriber; playing anyway")
         began = time.monotonic()

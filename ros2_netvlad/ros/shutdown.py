@@ -31,7 +31,8 @@ class ShutdownSignals:
         """Everything is saved and shut down; only interpreter teardown (about a second, with torch
         and DDS) is left. rclpy.try_shutdown resets the handlers to the default (a late Ctrl-C would
         then end the process as killed by SIGINT), and Python resets its own handlers early in
-        teardown, but it leaves an ignored signal ignored. SIGKILL still ends a teardown that hangs."""
+        teardown, but it leaves an ignored signal ignored. SIGKILL still ends a teardown that
+        hangs."""
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, signal.SIG_IGN)
 
@@ -44,7 +45,8 @@ class ShutdownSignals:
         delivered to another thread wakes the main thread only at its next timeout."""
         while alive() and not self.requested.wait(poll):
             pass
-        self.running()  # whatever ended the wait, signals from here on must not interrupt the shutdown
+        # whatever ended the wait, signals from here on must not interrupt the shutdown
+        self.running()
 
     def _on_signal(self, number: int, _frame) -> None:
         already = self.requested.is_set()
@@ -52,8 +54,9 @@ class ShutdownSignals:
         if not self._running:  # exceptions (a __del__, a callback) must still stop the node once up
             raise KeyboardInterrupt
         name = signal.Signals(number).name
+        message = f"[{self.program}] {name}: shutting down\n"
         if already:
-            message = f"[{self.program}] {name} again: already shutting down, finishing the map save first\n"
-        else:
-            message = f"[{self.program}] {name}: shutting down\n"
+            message = (
+                f"[{self.program}] {name} again: already shutting down, saving the map first\n"
+            )
         os.write(2, message.encode())  # not logging: a handler may run while a logging lock is held

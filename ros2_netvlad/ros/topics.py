@@ -24,13 +24,17 @@ def silence_report(node: Node, subscriptions: list[Subscription], seconds: float
         if others and not matching:
             note = f"but {topic} carries {', '.join(others)}"
             if topic.endswith("/compressed") and "sensor_msgs/msg/CompressedImage" in others:
-                note += f" (give the raw topic {topic[:-len('/compressed')]}; /compressed is added for you)"
+                raw = topic[: -len("/compressed")]
+                note += f" (give the raw topic {raw}; /compressed is added for you)"
         elif not matching:
             note = "no publisher"
         elif subscription.qos_profile.reliability == ReliabilityPolicy.RELIABLE and all(
-                p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in matching):
-            note = f"{len(matching)} best-effort publisher(s) cannot reach a reliable subscription " \
-                   f"(node.image_reliability)"
+            p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in matching
+        ):
+            note = (
+                f"{len(matching)} best-effort publisher(s) cannot reach a reliable subscription "
+                f"(node.image_reliability)"
+            )
         else:
             note = f"{len(matching)} publisher(s), nothing received"
         parts.append(f"{topic} [{wanted}]: {note}")

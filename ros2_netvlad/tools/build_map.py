@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from ..bags import PoseLookup
-from ..config import BACKBONES, ArchConfig, DatabaseConfig, KeyframeConfig, ModelConfig, load_yaml_section
+from ..config import (
+    BACKBONES,
+    ArchConfig,
+    DatabaseConfig,
+    KeyframeConfig,
+    ModelConfig,
+    load_yaml_section,
+)
 from ..distributed import Distributed
 from ..errors import edge
 from ..mapping import BagSource, BuildOptions, FolderSource, build_map
@@ -18,22 +25,39 @@ from ..weights import load
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="build_map", description=__doc__,
-                                epilog="Runs under torchrun too: each rank describes a shard, rank 0 writes the map.")
+    p = argparse.ArgumentParser(
+        prog="build_map",
+        description=__doc__,
+        epilog="Runs under torchrun too: each rank describes a shard, rank 0 writes the map.",
+    )
     source = p.add_argument_group("source (bags or a folder)")
-    source.add_argument("--bag", action="append", default=[], help="rosbag2 directory (sqlite3 or mcap); repeatable")
+    source.add_argument(
+        "--bag", action="append", default=[], help="rosbag2 directory (sqlite3 or mcap); repeatable"
+    )
     source.add_argument("--image-topic", help="sensor_msgs/Image or CompressedImage topic")
-    source.add_argument("--pose-topic", help="Odometry, PoseStamped, PoseWithCovarianceStamped or NavSatFix topic")
-    source.add_argument("--tf-frames", nargs=2, metavar=("MAP", "CAMERA"), help="look poses up in /tf instead")
-    source.add_argument("--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)")
+    source.add_argument(
+        "--pose-topic", help="Odometry, PoseStamped, PoseWithCovarianceStamped or NavSatFix topic"
+    )
+    source.add_argument(
+        "--tf-frames", nargs=2, metavar=("MAP", "CAMERA"), help="look poses up in /tf instead"
+    )
+    source.add_argument(
+        "--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)"
+    )
     source.add_argument("--images", type=Path, help="image folder instead of bags")
     source.add_argument("--poses", type=Path, help="CSV for --images (else UTM in file names)")
     model = p.add_argument_group("model (one of)")
     model.add_argument("--weights", help="checkpoint or public NetVLAD weight file")
-    model.add_argument("--backbone", choices=BACKBONES, help="pretrained backbone + NetVLAD fitted on this map")
+    model.add_argument(
+        "--backbone", choices=BACKBONES, help="pretrained backbone + NetVLAD fitted on this map"
+    )
     model.add_argument("--num-clusters", type=int, default=64, help="K for --backbone (64)")
-    model.add_argument("--output-dim", type=int, default=0, help="truncate whitened descriptors to N dims")
-    model.add_argument("--trust-weights", action="store_true", help="allow full unpickling of --weights")
+    model.add_argument(
+        "--output-dim", type=int, default=0, help="truncate whitened descriptors to N dims"
+    )
+    model.add_argument(
+        "--trust-weights", action="store_true", help="allow full unpickling of --weights"
+    )
     p.add_argument("--out", required=True, type=Path, help="map directory to write")
     p.add_argument("--config", type=Path, help="YAML with model / database / keyframes sections")
     p.add_argument("--device", help="override model.device (auto, cpu, cuda)")
@@ -42,7 +66,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-distance", type=float, help="keyframe: metres moved")
     p.add_argument("--min-angle", type=float, help="keyframe: degrees turned")
     p.add_argument("--max-interval", type=float, help="keyframe: seconds passed (0 = never)")
-    p.add_argument("--store-images", action="store_true", help="keep JPEG keyframes for geometric verification")
+    p.add_argument(
+        "--store-images", action="store_true", help="keep JPEG keyframes for geometric verification"
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -51,12 +77,25 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
     def section(name, cls, overrides):
         base = load_yaml_section(args.config, name, cls) if args.config else cls()
         return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
     return BuildOptions(
         model=section("model", ModelConfig, {"device": args.device}),
-        database=section("database", DatabaseConfig, {"index": args.index, "fp16": args.fp16 or None}),
-        keyframes=section("keyframes", KeyframeConfig, {"min_distance": args.min_distance,
-                                                        "min_angle": args.min_angle, "max_interval": args.max_interval}),
-        fit_clusters=args.backbone is not None, store_images=args.store_images, progress=not args.no_progress)
+        database=section(
+            "database", DatabaseConfig, {"index": args.index, "fp16": args.fp16 or None}
+        ),
+        keyframes=section(
+            "keyframes",
+            KeyframeConfig,
+            {
+                "min_distance": args.min_distance,
+                "min_angle": args.min_angle,
+                "max_interval": args.max_interval,
+            },
+        ),
+        fit_clusters=args.backbone is not None,
+        store_images=args.store_images,
+        progress=not args.no_progress,
+    )
 
 
 def sources_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> list:
@@ -68,8 +107,11 @@ def sources_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> list:
         p.error("--bag and --image-topic are required (or --images DIR)")
     if bool(args.pose_topic) == bool(args.tf_frames):
         p.error("give exactly one of --pose-topic and --tf-frames")
-    poses = PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None,
-                       int(args.pose_tolerance * 1e9))
+    poses = PoseLookup(
+        args.pose_topic or "",
+        tuple(args.tf_frames) if args.tf_frames else None,
+        int(args.pose_tolerance * 1e9),
+    )
     return [BagSource(Path(bag), args.image_topic, poses) for bag in args.bag]
 
 
@@ -81,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give exactly one of --weights and --backbone")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     sources, options = sources_from(args, p), options_from(args)
-    model = load(args.weights, trusted=args.trust_weights) if args.weights else \
-        build_model(ArchConfig(args.backbone, args.num_clusters), pretrained=True)
+    model = (
+        load(args.weights, trusted=args.trust_weights)
+        if args.weights
+        else build_model(ArchConfig(args.backbone, args.num_clusters), pretrained=True)
+    )
     if args.output_dim:
         model.truncate(args.output_dim)
     report = build_map(args.out, sources, model, options, Distributed.from_environment())

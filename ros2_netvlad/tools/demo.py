@@ -13,7 +13,11 @@ from ..errors import edge
 @edge("demo")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__)
-    parser.add_argument("--out", default="demo_output", help="output directory (re-used: the world and maps are kept)")
+    parser.add_argument(
+        "--out",
+        default="demo_output",
+        help="output directory (re-used: the world and maps are kept)",
+    )
     parser.add_argument("--places", type=int, default=DemoConfig.places)
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..bags import PoseLookup
 from ..config import ModelConfig
+from ..database import map_geo_origin
 from ..datasets import folder_images, load_mat, mat_images
 from ..errors import edge
 from ..offline_eval import bag_queries, evaluate, folder_queries
@@ -18,7 +19,9 @@ from ..report import summary_table
 @edge("evaluate")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__)
-    p.add_argument("--map", required=True, type=Path, help="map directory (its model.pt describes the queries)")
+    p.add_argument(
+        "--map", required=True, type=Path, help="map directory (its model.pt describes the queries)"
+    )
     p.add_argument("--bag", type=Path, help="query rosbag2")
     p.add_argument("--image-topic")
     p.add_argument("--pose-topic", help="ground-truth poses for --bag")
@@ -30,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=25.0, help="metres for a correct match (25)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-side", type=int, default=640)
+    p.add_argument(
+        "--max-side", type=int, default=0, help="longest image side; 0 = the map's (recommended)"
+    )
+    p.add_argument("--force", action="store_true", help="allow a resize rule other than the map's")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -39,16 +45,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.bag:
         if not args.image_topic or bool(args.pose_topic) == bool(args.tf_frames):
             p.error("--bag needs --image-topic and one of --pose-topic / --tf-frames")
-        queries = bag_queries(args.bag, args.image_topic,
-                              PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None))
+        queries = bag_queries(
+            args.bag,
+            args.image_topic,
+            PoseLookup(
+                args.pose_topic or "",
+                tuple(args.tf_frames) if args.tf_frames else None,
+                origin=map_geo_origin(args.map),  # GNSS fixes as metres around the map's origin
+            ),
+        )
     elif args.images:
-        queries = folder_queries(folder_images(args.images, args.poses))
+        queries = folder_queries(folder_images(args.images, args.poses, map_geo_origin(args.map)))
     else:
         if not args.image_root:
             p.error("--mat needs --image-root")
         queries = folder_queries(mat_images(load_mat(args.mat), args.image_root))
-    metrics = evaluate(args.map, queries, args.out, args.threshold,
-                       ModelConfig(device=args.device, max_side=args.max_side), progress=not args.no_progress)
+    metrics = evaluate(
+        args.map,
+        queries,
+        args.out,
+        args.threshold,
+        ModelConfig(device=args.device, max_side=args.max_side),
+        progress=not args.no_progress,
+        force=args.force,
+    )
     print(summary_table(metrics))
     print(f"report: {args.out / 'report.md'}")
     return 0

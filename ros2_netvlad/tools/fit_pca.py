@@ -1,4 +1,5 @@
-"""fit_pca: fit PCA whitening on NetVLAD descriptors of up to N images and write it into a checkpoint."""
+"""fit_pca: fit PCA whitening on NetVLAD descriptors of up to N images and write it into a
+checkpoint."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from ..whitening import apply_whitening, fit_pca_whitening, pooled_descriptors
 
 def images_from(args: argparse.Namespace):
     if args.images:
-        paths = sorted(p for p in Path(args.images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(
+            p for p in Path(args.images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not paths:
             raise DatasetError(f"{args.images}: no images")
         return (read_rgb(p) for p in paths)
@@ -32,6 +35,7 @@ def images_from(args: argparse.Namespace):
                     yield message_to_rgb(msg)
                 except ImageDecodeError:
                     continue
+
     return decoded()
 
 
@@ -59,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     weight, bias = fit_pca_whitening(pooled, args.dim)
     apply_whitening(model, weight, bias, args.output_dim)
     save(model, args.out, source=str(args.weights), pca_images=len(pooled))
-    print(f"wrote {args.out}: whitening {model.pool.output_dim}-D → {args.dim}-D fitted on {len(pooled)} images, "
-          f"descriptor {model.output_dim}-D")
+    print(
+        f"wrote {args.out}: whitening {model.pool.output_dim}-D → {args.dim}-D fitted on "
+        f"{len(pooled)} images, "
+        f"descriptor {model.output_dim}-D"
+    )
     return 0
 
 

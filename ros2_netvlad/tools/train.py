@@ -25,37 +25,67 @@ log = logging.getLogger("train")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Runs under torchrun for several GPUs or nodes (NCCL; gloo on CPU).")
+    p = argparse.ArgumentParser(
+        prog="train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Runs under torchrun for several GPUs or nodes (NCCL; gloo on CPU).",
+    )
     start = p.add_argument_group("start from (one of)")
-    start.add_argument("--backbone", choices=BACKBONES, help="ImageNet-pretrained backbone, NetVLAD by k-means")
-    start.add_argument("--weights", help="a checkpoint or public NetVLAD weights (keeps its centroids)")
+    start.add_argument(
+        "--backbone", choices=BACKBONES, help="ImageNet-pretrained backbone, NetVLAD by k-means"
+    )
+    start.add_argument(
+        "--weights", help="a checkpoint or public NetVLAD weights (keeps its centroids)"
+    )
     start.add_argument("--resume", type=Path, help="a run's last.pt: continue that run")
-    start.add_argument("--backbone-weights", default="", help="local ImageNet state dict for --backbone")
+    start.add_argument(
+        "--backbone-weights", default="", help="local ImageNet state dict for --backbone"
+    )
     start.add_argument("--num-clusters", type=int, default=64, help="K for --backbone (64)")
-    start.add_argument("--init-clusters", action="store_true", help="refit the centroids of --weights by k-means")
-    data = p.add_argument_group("data: bags (dir/.mcap/.db3) or image folders (poses.csv inside, or UTM names)")
-    data.add_argument("--db", action="append", default=[], help="training database source (repeatable)")
-    data.add_argument("--queries", action="append", default=[], help="training query source (repeatable)")
-    data.add_argument("--val-db", action="append", default=[], help="validation database (default: training)")
+    start.add_argument(
+        "--init-clusters", action="store_true", help="refit the centroids of --weights by k-means"
+    )
+    data = p.add_argument_group(
+        "data: bags (dir/.mcap/.db3) or image folders (poses.csv inside, or UTM names)"
+    )
+    data.add_argument(
+        "--db", action="append", default=[], help="training database source (repeatable)"
+    )
+    data.add_argument(
+        "--queries", action="append", default=[], help="training query source (repeatable)"
+    )
+    data.add_argument(
+        "--val-db", action="append", default=[], help="validation database (default: training)"
+    )
     data.add_argument("--val-queries", action="append", default=[], help="validation queries")
     data.add_argument("--mat", type=Path, help="training dbStruct .mat (instead of --db/--queries)")
     data.add_argument("--val-mat", type=Path, help="validation dbStruct .mat")
     data.add_argument("--image-root", type=Path, help="image root for --mat / --val-mat")
     data.add_argument("--image-topic", help="image topic of the bags")
-    data.add_argument("--pose-topic", help="Odometry, PoseStamped, PoseWithCovarianceStamped or NavSatFix topic")
-    data.add_argument("--tf-frames", nargs=2, metavar=("MAP", "CAMERA"), help="poses from /tf instead")
-    data.add_argument("--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)")
+    data.add_argument(
+        "--pose-topic", help="Odometry, PoseStamped, PoseWithCovarianceStamped or NavSatFix topic"
+    )
+    data.add_argument(
+        "--tf-frames", nargs=2, metavar=("MAP", "CAMERA"), help="poses from /tf instead"
+    )
+    data.add_argument(
+        "--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)"
+    )
     data.add_argument("--min-distance", type=float, help="bag keyframes: metres moved (1.0)")
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--config", type=Path, help="YAML with train / keyframes sections")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--no-progress", action="store_true")
     settings = p.add_argument_group("training settings (override --config; defaults in brackets)")
-    for f in dataclasses.fields(TrainConfig):  # one flag per TrainConfig field, described by the config
+    for f in dataclasses.fields(
+        TrainConfig
+    ):  # one flag per TrainConfig field, described by the config
         flag, help_ = "--" + f.name.replace("_", "-"), f"{f.metadata['description']} [{f.default}]"
         if isinstance(f.default, bool):
-            settings.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            settings.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_
+            )
         else:
             settings.add_argument(flag, dest=f.name, type=type(f.default), default=None, help=help_)
     return p
@@ -63,13 +93,20 @@ def parser() -> argparse.ArgumentParser:
 
 def train_config(args: argparse.Namespace, base: TrainConfig | None) -> TrainConfig:
     if base is None:
-        base = load_yaml_section(args.config, "train", TrainConfig) if args.config else TrainConfig()
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if getattr(args, f.name) is not None}
+        base = (
+            load_yaml_section(args.config, "train", TrainConfig) if args.config else TrainConfig()
+        )
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name) is not None
+    }
     return dataclasses.replace(base, **overrides)
 
 
-def splits(args: argparse.Namespace, p: argparse.ArgumentParser, config: TrainConfig) -> tuple[Split, Split]:
+def splits(
+    args: argparse.Namespace, p: argparse.ArgumentParser, config: TrainConfig
+) -> tuple[Split, Split]:
     size = (config.width, config.height)
     if args.mat:
         if args.db or args.queries or not args.image_root:
@@ -80,23 +117,37 @@ def splits(args: argparse.Namespace, p: argparse.ArgumentParser, config: TrainCo
     else:
         if not args.db or not args.queries:
             p.error("give --db and --queries sources (or --mat)")
-        keyframes = load_yaml_section(args.config, "keyframes", KeyframeConfig) if args.config else KeyframeConfig()
+        keyframes = (
+            load_yaml_section(args.config, "keyframes", KeyframeConfig)
+            if args.config
+            else KeyframeConfig()
+        )
         if args.min_distance is not None:
             keyframes = dataclasses.replace(keyframes, min_distance=args.min_distance)
         poses = None
         if args.pose_topic or args.tf_frames:
-            poses = PoseLookup(args.pose_topic or "", tuple(args.tf_frames) if args.tf_frames else None,
-                               int(args.pose_tolerance * 1e9))
+            poses = PoseLookup(
+                args.pose_topic or "",
+                tuple(args.tf_frames) if args.tf_frames else None,
+                int(args.pose_tolerance * 1e9),
+            )
 
         def place_set(paths: list[str]):
             sources = [source_from_path(path, args.image_topic or "", poses) for path in paths]
             return from_sources(sources, size, keyframes, progress=not args.no_progress)
+
         train = Split(place_set(args.db), place_set(args.queries))
         val = None
         if args.val_queries:
-            val = Split(place_set(args.val_db) if args.val_db else train.database, place_set(args.val_queries))
+            val = Split(
+                place_set(args.val_db) if args.val_db else train.database,
+                place_set(args.val_queries),
+            )
     if val is None:
-        log.warning("no validation set given: validating on the training set measures fit, not generalization")
+        log.warning(
+            "no validation set given: validating on the training set measures fit, not "
+            "generalization"
+        )
         val = train
     return train, val
 
@@ -116,10 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         check_resumable(saved, config)
     else:
         config = train_config(args, None)
-        model = load(args.weights) if args.weights else build_model(
-            ArchConfig(args.backbone, args.num_clusters), pretrained=True, backbone_weights=args.backbone_weights)
+        model = (
+            load(args.weights)
+            if args.weights
+            else build_model(
+                ArchConfig(args.backbone, args.num_clusters),
+                pretrained=True,
+                backbone_weights=args.backbone_weights,
+            )
+        )
     train, val = splits(args, p, config)
-    trainer = Trainer(model, train, val, config, args.out, args.device, distributed, not args.no_progress)
+    trainer = Trainer(
+        model, train, val, config, args.out, args.device, distributed, not args.no_progress
+    )
     if checkpoint is not None:
         trainer.resume(checkpoint)
     elif args.backbone or args.init_clusters:
@@ -127,10 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     history = trainer.fit()
     if distributed.rank == 0:
         best = max(history, key=lambda row: (row["recall@5"], row["recall@1"]))
-        print(f"trained {history[-1]['epoch']} epochs; best validation R@1/5/10 "
-              f"{best['recall@1']:.3f}/{best['recall@5']:.3f}/{best['recall@10']:.3f} at epoch {best['epoch']} "
-              f"(before training: {history[0]['recall@1']:.3f}/{history[0]['recall@5']:.3f}/"
-              f"{history[0]['recall@10']:.3f})\nrun: {args.out} (best.pt, last.pt, metrics.csv, training.png)")
+        print(
+            f"trained {history[-1]['epoch']} epochs; best validation R@1/5/10 "
+            f"{best['recall@1']:.3f}/{best['recall@5']:.3f}/{best['recall@10']:.3f} at epoch "
+            f"{best['epoch']} "
+            f"(before training: {history[0]['recall@1']:.3f}/{history[0]['recall@5']:.3f}/"
+            f"{history[0]['recall@10']:.3f})\nrun: {args.out} (best.pt, last.pt, metrics.csv, "
+            f"training.png)"
+        )
     return 0
 
 
