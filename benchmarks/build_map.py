@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ros2_netvlad import messages, world
-from ros2_netvlad.bags import BagWriter, PoseLookup, frames
 from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
-from ros2_netvlad.describe import Describer, describe_all
+from ros2_netvlad.demo import messages, world
 from ros2_netvlad.geometry import Pose
-from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
-from ros2_netvlad.model import build_model
+from ros2_netvlad.maps.building import BuildOptions, build_map
+from ros2_netvlad.model.describer import Describer, describe_all
+from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.sources.rosbag import BagWriter, PoseLookup, frames
+from ros2_netvlad.sources.source import BagSource
 
 
 def write_bag(path: Path, count: int) -> None:

@@ -18,8 +18,8 @@ import torchvision
 from torch import nn
 
 from ros2_netvlad.config import BACKBONES, ArchConfig, ModelConfig
-from ros2_netvlad.describe import Describer
-from ros2_netvlad.model import build_model
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.netvlad import build_model
 
 HEIGHT, WIDTH = 480, 640
 

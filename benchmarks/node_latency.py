@@ -25,27 +25,19 @@ import numpy as np
 
 
 def build_small_map(root: Path, backbone: str) -> Path:
-    from ros2_netvlad import world
-    from ros2_netvlad.bags import PoseLookup
-    from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
-    from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
-    from ros2_netvlad.model import build_model
+    from ros2_netvlad.demo import world
+    from ros2_netvlad.demo.run import map_of_bag
 
     world.write_traversal(root / "bag", world.places(10), seed=1, size=(640, 480))
-    model = build_model(ArchConfig(backbone, 16), pretrained=backbone == "efficientnet_lite0")
-    options = BuildOptions(
-        model=ModelConfig(device="cpu"),
-        keyframes=KeyframeConfig(min_distance=0.0),
-        fit_clusters=True,
-        progress=False,
-    )
-    build_map(
+    pretrained = backbone == "efficientnet_lite0"
+    return map_of_bag(
         root / "map",
-        [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
-        model,
-        options,
+        root / "bag",
+        backbone=backbone,
+        num_clusters=16,
+        max_side=640,
+        pretrained=pretrained,
     )
-    return root / "map"
 
 
 def probe(rate_hz: float, frames: int, out: Path) -> None:
@@ -55,7 +47,7 @@ def probe(rate_hz: float, frames: int, out: Path) -> None:
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image, PointCloud2
 
-    from ros2_netvlad import world
+    from ros2_netvlad.demo import world
     from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_image
 
     rclpy.init()

@@ -38,25 +38,11 @@ PATTERNS = {
 
 
 def build_weights(root: Path) -> Path:
-    from ros2_netvlad import world
-    from ros2_netvlad.bags import PoseLookup
-    from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
-    from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
-    from ros2_netvlad.model import build_model
+    from ros2_netvlad.demo import world
+    from ros2_netvlad.demo.run import map_of_bag
 
     world.write_traversal(root / "bag", world.places(6), seed=1)
-    options = BuildOptions(
-        model=ModelConfig(device="cpu", max_side=160),
-        keyframes=KeyframeConfig(min_distance=5.0),
-        fit_clusters=True,
-        progress=False,
-    )
-    build_map(
-        root / "map",
-        [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
-        build_model(ArchConfig("efficientnet_lite0", 8), pretrained=True),
-        options,
-    )
+    map_of_bag(root / "map", root / "bag", max_side=160, min_distance=5.0)
     return root / "map" / "model.pt"
 
 
@@ -103,7 +89,7 @@ class Robot:
         import numpy as np
         from nav_msgs.msg import Odometry
 
-        from ros2_netvlad import world
+        from ros2_netvlad.demo import world
         from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_compressed
 
         stamp = (k + 1) * 10**9
@@ -162,7 +148,7 @@ def wait_ready(robot: Robot, process) -> None:
 
 
 def map_size(path: Path) -> int:
-    from ros2_netvlad.database import MapDatabase
+    from ros2_netvlad.maps.database import MapDatabase
 
     return len(MapDatabase.load(path)) if path.is_dir() else 0
 
@@ -212,7 +198,7 @@ def autosave_trial(
 
 KILL_SAVE = textwrap.dedent("""
     import sys, numpy as np
-    from ros2_netvlad.database import Entry, MapDatabase
+    from ros2_netvlad.maps.database import Entry, MapDatabase
     path = sys.argv[1]
     db = MapDatabase.load(path)
     while True:
@@ -225,7 +211,7 @@ KILL_SAVE = textwrap.dedent("""
 def kill_save_trials(root: Path, trials: int, rng: random.Random) -> tuple[int, int]:
     import numpy as np
 
-    from ros2_netvlad.database import Entry, MapDatabase
+    from ros2_netvlad.maps.database import Entry, MapDatabase
 
     path = root / "map"
     db = MapDatabase.create(64)

@@ -19,7 +19,7 @@ import numpy as np
 import psutil
 
 from ros2_netvlad.config import DatabaseConfig
-from ros2_netvlad.database import Entry, MapDatabase
+from ros2_netvlad.maps.database import Entry, MapDatabase
 
 QUERIES = 200
 LATENT = 96

@@ -22,12 +22,12 @@ import time
 import numpy as np
 import torch
 
-from ros2_netvlad import world
 from ros2_netvlad.config import ArchConfig, TrainConfig
-from ros2_netvlad.mining import best_positive, hard_negatives
-from ros2_netvlad.model import build_model
-from ros2_netvlad.placesets import PlaceSet, Split
-from ros2_netvlad.training import Trainer
+from ros2_netvlad.demo import world
+from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.training.mining import best_positive, hard_negatives
+from ros2_netvlad.training.placesets import PlaceSet, Split
+from ros2_netvlad.training.trainer import Trainer
 
 WIDTH, HEIGHT = 640, 480
 

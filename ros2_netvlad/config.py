@@ -13,7 +13,7 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-from .errors import InputError
+from ros2_netvlad.errors import InputError
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ def _check_choice(value: str, name: str, choices: tuple[str, ...]) -> None:
     _check(value in choices, name, f"must be one of {', '.join(choices)}, got {value!r}")
 
 
-def describe(description: str, **meta: Any) -> Any:
+def param(description: str, **meta: Any) -> Any:
     """Field metadata: a description (and optional min/max/read_only) for the ROS parameter."""
     return {"description": description, **meta}
 
@@ -44,14 +44,14 @@ class ArchConfig:
     """Network architecture. Travels inside every checkpoint so `load()` rebuilds the same model."""
 
     backbone: str = field(
-        default="vgg16", metadata=describe("CNN backbone, cut at its last conv block")
+        default="vgg16", metadata=param("CNN backbone, cut at its last conv block")
     )
-    num_clusters: int = field(default=64, metadata=describe("NetVLAD clusters K", min=1, max=1024))
+    num_clusters: int = field(default=64, metadata=param("NetVLAD clusters K", min=1, max=1024))
     whiten_dim: int = field(
-        default=0, metadata=describe("PCA-whitening output dims; 0 = no whitening", min=0)
+        default=0, metadata=param("PCA-whitening output dims; 0 = no whitening", min=0)
     )
     output_dim: int = field(
-        default=0, metadata=describe("keep the first N whitened dims; 0 = all", min=0)
+        default=0, metadata=param("keep the first N whitened dims; 0 = all", min=0)
     )
 
     def __post_init__(self) -> None:
@@ -73,7 +73,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 RESIZE_MODES = ("auto", "none", "max_side", "exact")
 # What `auto` / 0 become when neither the caller nor a map says otherwise.
-DESCRIBE_DEFAULTS = {"resize": "max_side", "max_side": 640, "width": 640, "height": 480}
+RESIZE_DEFAULTS = {"resize": "max_side", "max_side": 640, "width": 640, "height": 480}
 
 
 @dataclass(frozen=True)
@@ -82,23 +82,23 @@ class ModelConfig:
 
     weights: str = field(
         default="",
-        metadata=describe(
+        metadata=param(
             "checkpoint or public weight file; empty = the map's own model.pt", read_only=True
         ),
     )
     device: str = field(
         default="auto",
-        metadata=describe("auto (CUDA when available), cpu, cuda or cuda:N", read_only=True),
+        metadata=param("auto (CUDA when available), cpu, cuda or cuda:N", read_only=True),
     )
     precision: str = field(
         default="auto",
-        metadata=describe(
+        metadata=param(
             "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 (CUDA) or bf16", read_only=True
         ),
     )
     resize: str = field(
         default="auto",
-        metadata=describe(
+        metadata=param(
             "auto (the map's setting), none, max_side (keep aspect, longest side = max_side) or "
             "exact (width x height)",
             read_only=True,
@@ -106,7 +106,7 @@ class ModelConfig:
     )
     max_side: int = field(
         default=0,
-        metadata=describe(
+        metadata=param(
             "longest image side for resize=max_side; 0 = the map's (640 without a map)",
             min=0,
             max=8192,
@@ -115,28 +115,26 @@ class ModelConfig:
     )
     width: int = field(
         default=0,
-        metadata=describe(
+        metadata=param(
             "width for resize=exact; 0 = the map's (640)", min=0, max=8192, read_only=True
         ),
     )
     height: int = field(
         default=0,
-        metadata=describe(
+        metadata=param(
             "height for resize=exact; 0 = the map's (480)", min=0, max=8192, read_only=True
         ),
     )
     batch_size: int = field(
         default=8,
-        metadata=describe(
-            "images per forward pass in offline tools", min=1, max=1024, read_only=True
-        ),
+        metadata=param("images per forward pass in offline tools", min=1, max=1024, read_only=True),
     )
     threads: int = field(
         default=0,
-        metadata=describe("torch CPU threads; 0 = torch default", min=0, max=256, read_only=True),
+        metadata=param("torch CPU threads; 0 = torch default", min=0, max=256, read_only=True),
     )
     channels_last: bool = field(
-        default=True, metadata=describe("NHWC memory format (faster convs)", read_only=True)
+        default=True, metadata=param("NHWC memory format (faster convs)", read_only=True)
     )
 
     def __post_init__(self) -> None:
@@ -157,14 +155,12 @@ class ModelConfig:
         _check(self.threads >= 0, "model.threads", f"must be >= 0, got {self.threads}")
 
 
-def describe_settings(config: ModelConfig) -> dict[str, Any]:
+def explicit_resize(config: ModelConfig) -> dict[str, Any]:
     """The resize rule a config asks for explicitly: only the fields it sets (not auto / 0)."""
-    return {
-        k: getattr(config, k) for k in DESCRIBE_DEFAULTS if getattr(config, k) not in ("auto", 0)
-    }
+    return {k: getattr(config, k) for k in RESIZE_DEFAULTS if getattr(config, k) not in ("auto", 0)}
 
 
-def describe_rule(config: ModelConfig) -> str:
+def resize_rule_text(config: ModelConfig) -> str:
     """The resize rule in words, e.g. 'max_side 320' or 'exact 640 480'."""
     return " ".join(map(str, _resize_rule(dataclasses.asdict(config))))
 
@@ -177,16 +173,16 @@ def _resize_rule(settings: Mapping[str, Any]) -> tuple:
     )
 
 
-def resolve_describe(
+def resolve_resize(
     config: ModelConfig, recorded: Mapping[str, Any] | None = None, force: bool = False
 ) -> tuple[ModelConfig, str]:
     """Concrete describe settings for describing images against a map whose build recorded
     ``recorded`` (None for a new map or one built before maps carried them): explicit settings win,
-    auto / 0 take the map's, then DESCRIBE_DEFAULTS. An explicit rule that differs from the map's
+    auto / 0 take the map's, then RESIZE_DEFAULTS. An explicit rule that differs from the map's
     makes descriptors incomparable: refused with ConfigError, or with ``force`` allowed and
     described in the returned warning (empty when there is nothing to say)."""
-    base = {**DESCRIBE_DEFAULTS, **(recorded or {})}
-    resolved = {**base, **describe_settings(config)}
+    base = {**RESIZE_DEFAULTS, **(recorded or {})}
+    resolved = {**base, **explicit_resize(config)}
     warning = ""
     if recorded and _resize_rule(resolved) != _resize_rule(base):
         wanted, built = _resize_rule(resolved), _resize_rule(base)
@@ -209,19 +205,19 @@ class DatabaseConfig:
 
     index: str = field(
         default="Flat",
-        metadata=describe(
+        metadata=param(
             "faiss factory string: Flat (exact), IVF<nlist>,PQ<m> or HNSW<M>", read_only=True
         ),
     )
     fp16: bool = field(
-        default=False, metadata=describe("store Flat/HNSW vectors as fp16", read_only=True)
+        default=False, metadata=param("store Flat/HNSW vectors as fp16", read_only=True)
     )
     nprobe: int = field(
-        default=16, metadata=describe("IVF lists searched per query", min=1, max=65536)
+        default=16, metadata=param("IVF lists searched per query", min=1, max=65536)
     )
-    ef_search: int = field(default=64, metadata=describe("HNSW search breadth", min=1, max=65536))
+    ef_search: int = field(default=64, metadata=param("HNSW search breadth", min=1, max=65536))
     device: str = field(
-        default="auto", metadata=describe("auto (GPU faiss when present) or cpu", read_only=True)
+        default="auto", metadata=param("auto (GPU faiss when present) or cpu", read_only=True)
     )
 
     def __post_init__(self) -> None:
@@ -248,15 +244,15 @@ class KeyframeConfig:
     """When a frame becomes a map entry: moved, turned, or enough time passed since the last one."""
 
     min_distance: float = field(
-        default=1.0, metadata=describe("metres moved since the last keyframe", min=0.0, max=1000.0)
+        default=1.0, metadata=param("metres moved since the last keyframe", min=0.0, max=1000.0)
     )
     min_angle: float = field(
         default=15.0,
-        metadata=describe("degrees turned since the last keyframe", min=0.0, max=360.0),
+        metadata=param("degrees turned since the last keyframe", min=0.0, max=360.0),
     )
     max_interval: float = field(
         default=0.0,
-        metadata=describe(
+        metadata=param(
             "seconds after which a frame is taken anyway; 0 = never", min=0.0, max=3600.0
         ),
     )
@@ -277,16 +273,14 @@ VERIFICATION = ("none", "orb", "sift")
 class LocalizerConfig:
     """Turning nearest neighbours into loop-closure candidates and a pose prior."""
 
-    top_k: int = field(
-        default=5, metadata=describe("candidates reported per frame", min=1, max=100)
-    )
+    top_k: int = field(default=5, metadata=param("candidates reported per frame", min=1, max=100))
     min_score: float = field(
         default=0.0,
-        metadata=describe("minimum cosine similarity of a candidate", min=-1.0, max=1.0),
+        metadata=param("minimum cosine similarity of a candidate", min=-1.0, max=1.0),
     )
     exclusion_window: float = field(
         default=0.0,
-        metadata=describe(
+        metadata=param(
             "ignore map entries closer in time than this many seconds (online mode); 0 = off",
             min=0.0,
             max=1e6,
@@ -294,13 +288,13 @@ class LocalizerConfig:
     )
     nms_radius: float = field(
         default=1.0,
-        metadata=describe(
+        metadata=param(
             "drop candidates within this many metres of a better one; 0 = off", min=0.0, max=1000.0
         ),
     )
     consistency: int = field(
         default=1,
-        metadata=describe(
+        metadata=param(
             "consecutive frames that must agree on a place before it is reported; 1 = off",
             min=1,
             max=100,
@@ -308,13 +302,13 @@ class LocalizerConfig:
     )
     consistency_radius: float = field(
         default=10.0,
-        metadata=describe(
+        metadata=param(
             "metres within which consecutive best matches count as the same place", min=0.0, max=1e4
         ),
     )
     prior_radius: float = field(
         default=10.0,
-        metadata=describe(
+        metadata=param(
             "candidates within this many metres of the best one form the pose prior",
             min=0.0,
             max=1e4,
@@ -322,22 +316,20 @@ class LocalizerConfig:
     )
     position_variance_floor: float = field(
         default=1.0,
-        metadata=describe("minimum position variance of the pose prior (m^2)", min=0.0, max=1e6),
+        metadata=param("minimum position variance of the pose prior (m^2)", min=0.0, max=1e6),
     )
     orientation_variance_floor: float = field(
         default=0.05,
-        metadata=describe(
-            "minimum orientation variance of the pose prior (rad^2)", min=0.0, max=10.0
-        ),
+        metadata=param("minimum orientation variance of the pose prior (rad^2)", min=0.0, max=10.0),
     )
     verification: str = field(
         default="none",
-        metadata=describe(
+        metadata=param(
             "geometric check against stored map images: none, orb or sift", read_only=True
         ),
     )
     min_inliers: int = field(
-        default=15, metadata=describe("RANSAC inliers for a verified candidate", min=4, max=10000)
+        default=15, metadata=param("RANSAC inliers for a verified candidate", min=4, max=10000)
     )
 
     def __post_init__(self) -> None:
@@ -378,74 +370,68 @@ class TrainConfig:
     """Weakly supervised triplet training (NetVLAD §4), defaults after the paper's Pittsburgh
     runs."""
 
-    epochs: int = field(default=30, metadata=describe("passes over the training queries", min=1))
+    epochs: int = field(default=30, metadata=param("passes over the training queries", min=1))
     batch_size: int = field(
-        default=4, metadata=describe("queries per optimizer step, over all ranks", min=1)
+        default=4, metadata=param("queries per optimizer step, over all ranks", min=1)
     )
     cache_refresh: int = field(
         default=1000,
-        metadata=describe(
-            "queries between refreshes of the descriptor cache used for mining", min=1
-        ),
+        metadata=param("queries between refreshes of the descriptor cache used for mining", min=1),
     )
     positive_radius: float = field(
-        default=10.0, metadata=describe("metres: potential positives", min=0.0)
+        default=10.0, metadata=param("metres: potential positives", min=0.0)
     )
     negative_radius: float = field(
-        default=25.0, metadata=describe("metres: beyond it, definite negatives", min=0.0)
+        default=25.0, metadata=param("metres: beyond it, definite negatives", min=0.0)
     )
     negative_samples: int = field(
-        default=1000, metadata=describe("definite negatives drawn per query", min=1)
+        default=1000, metadata=param("definite negatives drawn per query", min=1)
     )
     hard_negatives: int = field(
-        default=10, metadata=describe("hardest violating negatives kept per query", min=1)
+        default=10, metadata=param("hardest violating negatives kept per query", min=1)
     )
     margin: float = field(
-        default=0.1, metadata=describe("triplet margin on squared distances", min=0.0)
+        default=0.1, metadata=param("triplet margin on squared distances", min=0.0)
     )
     trainable_stages: int = field(
         default=1,
-        metadata=describe(
+        metadata=param(
             "last backbone stages trained with NetVLAD: 0 = NetVLAD only, 1 = conv5 (paper), 5 = "
             "all",
             min=0,
             max=5,
         ),
     )
-    optimizer: str = field(default="sgd", metadata=describe("sgd or adam"))
-    lr: float = field(default=0.0001, metadata=describe("learning rate", min=0.0))
-    momentum: float = field(default=0.9, metadata=describe("SGD momentum", min=0.0, max=1.0))
-    weight_decay: float = field(default=0.001, metadata=describe("L2 weight decay", min=0.0))
-    schedule: str = field(
-        default="step", metadata=describe("step, cosine or constant learning rate")
-    )
-    lr_step: int = field(
-        default=5, metadata=describe("step schedule: epochs between decays", min=1)
-    )
+    optimizer: str = field(default="sgd", metadata=param("sgd or adam"))
+    lr: float = field(default=0.0001, metadata=param("learning rate", min=0.0))
+    momentum: float = field(default=0.9, metadata=param("SGD momentum", min=0.0, max=1.0))
+    weight_decay: float = field(default=0.001, metadata=param("L2 weight decay", min=0.0))
+    schedule: str = field(default="step", metadata=param("step, cosine or constant learning rate"))
+    lr_step: int = field(default=5, metadata=param("step schedule: epochs between decays", min=1))
     lr_gamma: float = field(
-        default=0.5, metadata=describe("step schedule: decay factor", min=0.0, max=1.0)
+        default=0.5, metadata=param("step schedule: decay factor", min=0.0, max=1.0)
     )
     grad_clip: float = field(
-        default=0.0, metadata=describe("max gradient norm; 0 = no clipping", min=0.0)
+        default=0.0, metadata=param("max gradient norm; 0 = no clipping", min=0.0)
     )
-    amp: bool = field(default=True, metadata=describe("mixed precision (fp16 autocast) on CUDA"))
+    amp: bool = field(default=True, metadata=param("mixed precision (fp16 autocast) on CUDA"))
     seed: int = field(
-        default=0, metadata=describe("seed for sampling, mining and initialization", min=0)
+        default=0, metadata=param("seed for sampling, mining and initialization", min=0)
     )
     width: int = field(
-        default=640, metadata=describe("training image width (images are resized)", min=32)
+        default=640, metadata=param("training image width (images are resized)", min=32)
     )
-    height: int = field(default=480, metadata=describe("training image height", min=32))
+    height: int = field(default=480, metadata=param("training image height", min=32))
     image_batch: int = field(
-        default=16, metadata=describe("images per forward pass when describing", min=1)
+        default=16, metadata=param("images per forward pass when describing", min=1)
     )
     kmeans_images: int = field(
-        default=500, metadata=describe("images sampled for NetVLAD k-means", min=1)
+        default=500, metadata=param("images sampled for NetVLAD k-means", min=1)
     )
     val_threshold: float = field(
-        default=25.0, metadata=describe("metres for a correct validation match", min=0.0)
+        default=25.0, metadata=param("metres for a correct validation match", min=0.0)
     )
-    loader_threads: int = field(default=4, metadata=describe("threads decoding images", min=1))
+    loader_threads: int = field(default=4, metadata=param("threads decoding images", min=1))
 
     def __post_init__(self) -> None:
         for name in (
@@ -505,30 +491,30 @@ class NodeConfig:
 
     map: str = field(
         default="",
-        metadata=describe(
+        metadata=param(
             "map directory; in loop_closure mode it is created if missing and saved there",
             read_only=True,
         ),
     )
     mode: str = field(
         default="localize",
-        metadata=describe(
+        metadata=param(
             "localize (prebuilt map, read-only) or loop_closure (keyframes added online)",
             read_only=True,
         ),
     )
     map_frame: str = field(
-        default="map", metadata=describe("frame of published poses", read_only=True)
+        default="map", metadata=param("frame of published poses", read_only=True)
     )
     force_map: bool = field(
         default=False,
-        metadata=describe(
+        metadata=param(
             "use a map built by another model (descriptors will not be comparable)", read_only=True
         ),
     )
     odom_tolerance: float = field(
         default=0.2,
-        metadata=describe(
+        metadata=param(
             "loop_closure mode: seconds between an image and the odometry that places it",
             min=0.0,
             max=10.0,
@@ -536,24 +522,22 @@ class NodeConfig:
     )
     image_reliability: str = field(
         default="best_effort",
-        metadata=describe(
+        metadata=param(
             "image QoS: best_effort (sensor data) or reliable (large raw images between processes)",
             read_only=True,
         ),
     )
     diagnostics_period: float = field(
         default=1.0,
-        metadata=describe(
-            "seconds between /diagnostics messages", min=0.1, max=60.0, read_only=True
-        ),
+        metadata=param("seconds between /diagnostics messages", min=0.1, max=60.0, read_only=True),
     )
     warning_period: float = field(
         default=5.0,
-        metadata=describe("seconds between repeated warnings about bad input", min=0.0, max=3600.0),
+        metadata=param("seconds between repeated warnings about bad input", min=0.0, max=3600.0),
     )
     image_timeout: float = field(
         default=10.0,
-        metadata=describe(
+        metadata=param(
             "warn when no image has arrived for this many seconds, naming the topics; 0 = never",
             min=0.0,
             max=3600.0,
@@ -561,7 +545,7 @@ class NodeConfig:
     )
     autosave_period: float = field(
         default=60.0,
-        metadata=describe(
+        metadata=param(
             "loop_closure mode: seconds between saves of a grown map (atomic); 0 = only on "
             "shutdown",
             min=0.0,
@@ -641,10 +625,6 @@ def params_block(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict) and "ros__parameters" in value:
             return value["ros__parameters"]
     return data
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
 
 
 RESOLVED_CONFIG = "config.yaml"

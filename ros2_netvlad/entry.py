@@ -12,13 +12,13 @@ import importlib
 import sys
 from typing import Callable
 
-from .errors import EXIT_INTERRUPTED
+from ros2_netvlad.errors import EXIT_INTERRUPTED
 
 # console script → module whose main(argv=None) it runs
 PROGRAMS = {
     "netvlad_localizer": "ros2_netvlad.ros.node",
     "replay_bag": "ros2_netvlad.ros.replay",
-    "replay_eval": "ros2_netvlad.ros.replay_eval",
+    "replay_eval": "ros2_netvlad.tools.replay_eval",
     "import_weights": "ros2_netvlad.tools.import_weights",
     "build_map": "ros2_netvlad.tools.build_map",
     "evaluate": "ros2_netvlad.tools.evaluate",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from ros2_netvlad.errors import InputError
 
 
 @dataclass(frozen=True)

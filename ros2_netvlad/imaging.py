@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import InputError
+from ros2_netvlad.errors import InputError
 
 # encoding → (channels, dtype, conversion to RGB or None)
 RAW_ENCODINGS: dict[str, tuple[int, np.dtype, int | None]] = {

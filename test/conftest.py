@@ -8,7 +8,7 @@ import skimage.data
 import torch
 
 from ros2_netvlad.config import ArchConfig
-from ros2_netvlad.model import build_model
+from ros2_netvlad.model.netvlad import build_model
 
 
 @pytest.fixture(scope="session")

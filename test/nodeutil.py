@@ -12,12 +12,9 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
-from ros2_netvlad import world
-from ros2_netvlad.bags import PoseLookup
-from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
+from ros2_netvlad.demo import world
+from ros2_netvlad.demo.run import map_of_bag
 from ros2_netvlad.geometry import Pose
-from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
-from ros2_netvlad.model import build_model
 from ros2_netvlad.ros.conversions import (
     cloud_to_candidates,
     ns_to_stamp,
@@ -107,20 +104,7 @@ def query_view(place, seed):
 def make_small_map(root: Path) -> Path:
     """Five demo places, EfficientNet-Lite0 (real ImageNet weights) with K=8 fitted on the map."""
     world.write_traversal(root / "bag", PLACES, seed=1)
-    model = build_model(ArchConfig("efficientnet_lite0", 8), pretrained=True)
-    options = BuildOptions(
-        model=ModelConfig(device="cpu", max_side=320),
-        keyframes=KeyframeConfig(min_distance=5.0),
-        fit_clusters=True,
-        progress=False,
-    )
-    build_map(
-        root / "map",
-        [BagSource(root / "bag", "/camera/image_raw/compressed", PoseLookup("/odom"))],
-        model,
-        options,
-    )
-    return root / "map"
+    return map_of_bag(root / "map", root / "bag", min_distance=5.0)
 
 
 def publish_odometry(client: Client, route: list[tuple[object, int]]) -> None:

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchvision
 
-from ros2_netvlad.backbones import EFFICIENTNET_LITE, build_backbone
 from ros2_netvlad.config import BACKBONES
+from ros2_netvlad.model.backbones import EFFICIENTNET_LITE, build_backbone
 
 # ImageNet classes: 281 tabby, 282 tiger cat, 285 Egyptian cat; 504 coffee mug, 967 espresso, 968
 # cup.
@@ -48,7 +48,7 @@ def test_torchvision_pretrained_from_local_file(tmp_path):
 def classify_lite0(image: np.ndarray) -> list[int]:
     import timm
 
-    from ros2_netvlad.backbones import efficientnet_lite0_state_dict
+    from ros2_netvlad.model.backbones import efficientnet_lite0_state_dict
 
     net = timm.create_model("efficientnet_lite0", pretrained=False)
     net.load_state_dict(efficientnet_lite0_state_dict(net))

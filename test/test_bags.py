@@ -5,10 +5,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ros2_netvlad import messages
-from ros2_netvlad.bags import BagError, BagWriter, PoseLookup, frames, read_poses
+from ros2_netvlad.demo import messages
 from ros2_netvlad.geometry import Pose, yaw_quaternion
 from ros2_netvlad.imaging import ImageDecodeError, compressed_to_rgb, raw_to_rgb
+from ros2_netvlad.sources.rosbag import BagError, BagWriter, PoseLookup, frames, read_poses
 
 SECOND = 1_000_000_000
 

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_netvlad.clustering import (
+from ros2_netvlad.config import ArchConfig, ModelConfig
+from ros2_netvlad.model.clustering import (
     ASSIGNMENT_RATIO,
     assignment_alpha,
     initialize_netvlad,
     kmeans_centroids,
     sample_local_features,
 )
-from ros2_netvlad.config import ArchConfig, ModelConfig
-from ros2_netvlad.describe import Describer
-from ros2_netvlad.model import build_model
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.netvlad import build_model
 
 
 def test_alpha_matches_brute_force():

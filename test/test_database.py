@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ros2_netvlad.config import ConfigError, DatabaseConfig
-from ros2_netvlad.database import ENTRIES, INDEX, MANIFEST, Entry, MapDatabase, MapError
+from ros2_netvlad.maps.database import ENTRIES, INDEX, MANIFEST, Entry, MapDatabase, MapError
 
 
 def unit_vectors(n, dim, seed=0):
@@ -151,7 +151,7 @@ def test_save_killed_midway_leaves_the_previous_map(database, tmp_path):
     path = database.save(tmp_path / "map")
     script = textwrap.dedent(f"""
         import sys, time, numpy as np
-        from ros2_netvlad import database as d
+        from ros2_netvlad.maps import database as d
         db = d.MapDatabase.load({str(path)!r})
         db.add(np.eye(32, dtype=np.float32)[:5], [d.Entry(1, "map", (0, 0, 0))] * 5)
         real = d._fsync_dir
@@ -188,7 +188,7 @@ def test_resave_replaces_in_place(database, tmp_path):
 def test_saved_maps_and_checkpoints_honour_the_umask(database, tmp_path, umask):
     """Another user, or a container under another uid, must be able to read a map (not 0700)."""
     from conftest import random_vgg_model
-    from ros2_netvlad.weights import save
+    from ros2_netvlad.model.checkpoints import save
 
     previous = os.umask(umask)
     try:

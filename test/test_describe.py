@@ -7,8 +7,8 @@ import pytest
 
 from conftest import random_vgg_model
 from ros2_netvlad.config import ConfigError, ModelConfig
-from ros2_netvlad.describe import Describer, describe_all
 from ros2_netvlad.errors import DeviceError
+from ros2_netvlad.model.describer import Describer, describe_all
 
 CPU = ModelConfig(device="cpu", max_side=96)
 

@@ -10,9 +10,10 @@ import pytest
 import scipy.io
 import yaml
 
-from ros2_netvlad import world
-from ros2_netvlad.demo import DemoConfig, run_demo, summary_text
+from ros2_netvlad.demo import world
+from ros2_netvlad.demo.run import DemoConfig, run_demo, summary_text
 from ros2_netvlad.tools import evaluate
+from ros2_netvlad.tools.demo import replay_through_node
 from rosutil import configure_environment
 
 
@@ -21,7 +22,7 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     configure_environment(out / "ros_log")
     os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getpid() + 7) % 200)  # not the node tests' domain
-    return out, run_demo(out, DemoConfig(places=6))
+    return out, run_demo(out, replay_through_node, DemoConfig(places=6))
 
 
 def test_live_node_beats_random_weights(demo):

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from ros2_netvlad.evaluation import (
+from ros2_netvlad.evaluation.metrics import (
     first_correct_ranks,
     precision_recall,
     recall_at_n,
     retrieval_metrics,
     within,
 )
-from ros2_netvlad.report import write_report
+from ros2_netvlad.evaluation.report import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -13,7 +13,7 @@ from ros2_netvlad.geometry import (
     slerp,
     yaw_quaternion,
 )
-from ros2_netvlad.transforms import TransformBuffer
+from ros2_netvlad.sources.tf_buffer import TransformBuffer
 
 
 def test_slerp_halfway_between_yaws():

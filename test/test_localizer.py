@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from ros2_netvlad.config import KeyframeConfig, LocalizerConfig
-from ros2_netvlad.database import Entry, MapDatabase
 from ros2_netvlad.geometry import Pose, angle_between, yaw_quaternion
-from ros2_netvlad.localizer import Localizer
+from ros2_netvlad.localization.localizer import Localizer
+from ros2_netvlad.maps.database import Entry, MapDatabase
 
 DIM = 16
 

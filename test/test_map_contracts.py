@@ -9,18 +9,15 @@ import numpy as np
 import pytest
 import yaml
 
-from ros2_netvlad import messages, world
-from ros2_netvlad.bags import BagWriter, PoseLookup
 from ros2_netvlad.config import (
-    ArchConfig,
     ConfigError,
-    KeyframeConfig,
     ModelConfig,
-    resolve_describe,
+    resolve_resize,
 )
-from ros2_netvlad.database import MapDatabase
-from ros2_netvlad.mapping import BagSource, BuildOptions, build_map
-from ros2_netvlad.model import build_model
+from ros2_netvlad.demo import messages, world
+from ros2_netvlad.demo.run import map_of_bag
+from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.sources.rosbag import BagWriter
 from ros2_netvlad.tools import evaluate
 
 LAT0, LON0 = 47.3769, 8.5417
@@ -33,16 +30,16 @@ def position(index: int) -> np.ndarray:
 
 def test_resolve_describe_follows_the_map_and_refuses_a_different_rule():
     recorded = {"resize": "max_side", "max_side": 320, "width": 640, "height": 480}
-    assert resolve_describe(ModelConfig(), recorded)[0].max_side == 320  # auto / 0 → the map's
-    assert resolve_describe(ModelConfig(max_side=320), recorded)[0].max_side == 320
-    assert resolve_describe(ModelConfig(width=800), recorded)[0].max_side == 320  # unused field
+    assert resolve_resize(ModelConfig(), recorded)[0].max_side == 320  # auto / 0 → the map's
+    assert resolve_resize(ModelConfig(max_side=320), recorded)[0].max_side == 320
+    assert resolve_resize(ModelConfig(width=800), recorded)[0].max_side == 320  # unused field
     with pytest.raises(ConfigError, match="max_side 640 differs from the map's max_side 320"):
-        resolve_describe(ModelConfig(max_side=640), recorded)
+        resolve_resize(ModelConfig(max_side=640), recorded)
     with pytest.raises(ConfigError, match="exact 640 480 differs"):
-        resolve_describe(ModelConfig(resize="exact"), recorded)
-    forced, warning = resolve_describe(ModelConfig(max_side=640), recorded, force=True)
+        resolve_resize(ModelConfig(resize="exact"), recorded)
+    forced, warning = resolve_resize(ModelConfig(max_side=640), recorded, force=True)
     assert forced.max_side == 640 and "forced" in warning
-    assert resolve_describe(ModelConfig(), None)[0].max_side == 640  # old maps: the defaults
+    assert resolve_resize(ModelConfig(), None)[0].max_side == 640  # old maps: the defaults
 
 
 def enu_to_fix(position: np.ndarray) -> tuple[float, float, float]:
@@ -66,25 +63,15 @@ def write_gnss_bag(path, order, seed, changed):
 def gnss_map(tmp_path_factory):
     root = tmp_path_factory.mktemp("gnss")
     write_gnss_bag(root / "db", range(len(PLACES)), seed=1, changed=False)
-    model = build_model(ArchConfig("efficientnet_lite0", 8), pretrained=True)
-    options = BuildOptions(
-        model=ModelConfig(device="cpu", max_side=160),
-        keyframes=KeyframeConfig(min_distance=0.0),
-        fit_clusters=True,
-        progress=False,
-    )
-    build_map(
-        root / "map",
-        [BagSource(root / "db", "/camera/compressed", PoseLookup("/fix"))],
-        model,
-        options,
+    map_of_bag(
+        root / "map", root / "db", image_topic="/camera/compressed", pose_topic="/fix", max_side=160
     )
     return root
 
 
 def test_map_records_its_resize_rule_and_gnss_origin(gnss_map):
     manifest = json.loads((gnss_map / "map" / "manifest.json").read_text())
-    assert manifest["describe"] == {
+    assert manifest["resize"] == {
         "resize": "max_side",
         "max_side": 160,
         "width": 640,
@@ -95,7 +82,7 @@ def test_map_records_its_resize_rule_and_gnss_origin(gnss_map):
     assert build["model"]["max_side"] == 160 and build["keyframes"]["min_distance"] == 0.0
     assert build["database"]["index"] == "Flat" and build["fit_clusters"] is True
     database = MapDatabase.load(gnss_map / "map")
-    assert database.describe_config(ModelConfig()).max_side == 160
+    assert database.resize_config(ModelConfig()).max_side == 160
 
 
 def test_queries_with_a_far_first_fix_are_placed_around_the_map_origin(gnss_map, tmp_path, capsys):

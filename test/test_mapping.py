@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from ros2_netvlad import world
 from ros2_netvlad.config import LocalizerConfig, ModelConfig
-from ros2_netvlad.database import MapDatabase
-from ros2_netvlad.describe import Describer
-from ros2_netvlad.localizer import Localizer
+from ros2_netvlad.demo import world
+from ros2_netvlad.localization.localizer import Localizer
+from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.model.checkpoints import fingerprint
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.weights import load
 from ros2_netvlad.tools import build_map
-from ros2_netvlad.weights import fingerprint, load
 
 PLACES = world.places(6)
 
@@ -60,7 +61,7 @@ def test_map_from_bag_localizes_revisits(bags, tmp_path, capsys):
     assert db.fingerprint == fingerprint(model) and len(db) == 12
     describer = Describer(model, ModelConfig(device="cpu"))
     localizer = Localizer(db, LocalizerConfig(top_k=1))
-    from ros2_netvlad.bags import PoseLookup, frames
+    from ros2_netvlad.sources.rosbag import PoseLookup, frames
 
     hits = []
     for frame in frames(root / "t2", "/camera/image_raw/compressed", PoseLookup("/odom")):

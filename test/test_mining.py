@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_netvlad.mining import best_positive, hard_negatives, triplet_loss, triplet_sets
+from ros2_netvlad.training.mining import best_positive, hard_negatives, triplet_loss, triplet_sets
 
 
 def unit(x):

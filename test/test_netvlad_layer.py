@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ros2_netvlad.model import NetVLAD, Normalize, Preprocessing, Whitening
+from ros2_netvlad.model.netvlad import NetVLAD, Whitening
+from ros2_netvlad.model.preprocessing import Normalize, Preprocessing
 
 
 def vlad_reference(

@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage
 
 from nodeutil import PLACES, Client, drive, publish_odometry, query_view
-from ros2_netvlad.database import MapDatabase
+from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros import params
 from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_compressed
 from ros2_netvlad.ros.node import LocalizerNode

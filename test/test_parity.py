@@ -12,8 +12,8 @@ from patchnetvlad.models import models_generic as peer
 from torch import nn
 
 from ros2_netvlad.config import ModelConfig
-from ros2_netvlad.describe import Describer
-from ros2_netvlad.weights import load
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.weights import load
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -10,9 +10,9 @@ from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
-from ros2_netvlad import messages
-from ros2_netvlad.bags import BagWriter
+from ros2_netvlad.demo import messages
 from ros2_netvlad.geometry import Pose
+from ros2_netvlad.sources.rosbag import BagWriter
 from rosutil import executable, ros_session, spin_until
 
 PERIOD_NS = 50_000_000  # 20 Hz

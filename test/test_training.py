@@ -15,14 +15,16 @@ import torch
 import yaml
 
 from conftest import random_vgg_model
-from ros2_netvlad import world
 from ros2_netvlad.config import ArchConfig, ConfigError, TrainConfig
-from ros2_netvlad.datasets import DatasetError
-from ros2_netvlad.model import build_model
-from ros2_netvlad.placesets import PlaceSet, Split, from_sources, source_from_path
+from ros2_netvlad.demo import world
+from ros2_netvlad.model.checkpoints import read_checkpoint
+from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.model.weights import load
+from ros2_netvlad.sources.folders import DatasetError
+from ros2_netvlad.sources.source import source_from_path
 from ros2_netvlad.tools import train as train_cli
-from ros2_netvlad.training import Trainer, TrainingNet
-from ros2_netvlad.weights import load, read_checkpoint
+from ros2_netvlad.training.placesets import PlaceSet, Split, from_sources
+from ros2_netvlad.training.trainer import Trainer, TrainingNet
 
 SMALL = (128, 96)
 TOPIC = "/camera/image_raw/compressed"
@@ -152,7 +154,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     )
     first.initialize_clusters()
     first.fit()
-    from ros2_netvlad.training import read_training_checkpoint
+    from ros2_netvlad.training.trainer import read_training_checkpoint
 
     model, saved, checkpoint = read_training_checkpoint(tmp_path / "cut" / "last.pt")
     assert saved.epochs == 1 and checkpoint["train_state"]["remembered"]

@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import random_vgg_model
-from ros2_netvlad import weights
 from ros2_netvlad.config import ModelConfig
-from ros2_netvlad.describe import Describer
-from ros2_netvlad.model import Preprocessing
-from ros2_netvlad.weights import WeightsError, fingerprint, load, save
+from ros2_netvlad.model import checkpoints
+from ros2_netvlad.model.checkpoints import WeightsError, fingerprint, save
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.preprocessing import Preprocessing
+from ros2_netvlad.model.weights import load
 
 CPU = ModelConfig(resize="none", device="cpu")
 
@@ -33,7 +34,7 @@ def test_round_trip_rebuilds_the_exact_model(tmp_path, photos):
     image = small_photo(photos)
     a, b = Describer(model, CPU)(image), Describer(loaded, CPU)(image)
     assert a.shape == (32,) and np.array_equal(a, b)
-    assert weights.read_checkpoint(path)["epoch"] == 5
+    assert checkpoints.read_checkpoint(path)["epoch"] == 5
 
 
 def test_fingerprint_follows_weights_and_preprocessing():

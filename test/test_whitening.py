@@ -7,9 +7,10 @@ import torch
 
 from conftest import random_vgg_model
 from ros2_netvlad.config import ModelConfig
-from ros2_netvlad.describe import Describer
-from ros2_netvlad.weights import load, save
-from ros2_netvlad.whitening import apply_whitening, fit_pca_whitening, pooled_descriptors
+from ros2_netvlad.model.checkpoints import save
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.weights import load
+from ros2_netvlad.model.whitening import apply_whitening, fit_pca_whitening, pooled_descriptors
 
 
 def l2(x):
@@ -58,7 +59,7 @@ def test_whitening_round_trips_through_a_checkpoint(tmp_path, photos):
 
 
 def test_fit_pca_cli_on_a_bag(tmp_path, capsys):
-    from ros2_netvlad import world
+    from ros2_netvlad.demo import world
     from ros2_netvlad.tools import fit_pca
 
     world.write_traversal(tmp_path / "bag", world.places(4), seed=3)

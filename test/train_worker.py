@@ -6,12 +6,12 @@ from pathlib import Path
 
 import torch
 
-from ros2_netvlad import world
 from ros2_netvlad.config import ArchConfig, TrainConfig
-from ros2_netvlad.distributed import Distributed
-from ros2_netvlad.model import build_model
-from ros2_netvlad.placesets import Split
-from ros2_netvlad.training import Trainer
+from ros2_netvlad.demo import world
+from ros2_netvlad.model.distributed import Distributed
+from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.training.placesets import Split
+from ros2_netvlad.training.trainer import Trainer
 
 SIZE = (128, 96)
 

@@ -6,11 +6,12 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, Pose, PoseWithCovarianceStamped, Quaternion, Vector3
-from sensor_msgs.msg import PointCloud2, PointField
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..localizer import Candidate, PosePrior
+from ros2_netvlad.imaging import rgb_to_jpeg
+from ros2_netvlad.localization.localizer import Candidate, PosePrior
 
 # The ~/loop_closures table (DESIGN §5): one point per candidate, best first, 8-byte aligned rows.
 CANDIDATE_FIELDS = [
@@ -160,7 +161,6 @@ def diagnostics(
 
 def rgb_to_image(rgb: np.ndarray, stamp: Time, frame_id: str = "camera", encoding: str = "rgb8"):
     """numpy RGB → sensor_msgs/Image (rgb8 or bgr8): a few lines instead of cv_bridge."""
-    from sensor_msgs.msg import Image
 
     pixels = np.ascontiguousarray(rgb if encoding == "rgb8" else rgb[:, :, ::-1])
     return Image(
@@ -175,9 +175,6 @@ def rgb_to_image(rgb: np.ndarray, stamp: Time, frame_id: str = "camera", encodin
 
 
 def rgb_to_compressed(rgb: np.ndarray, stamp: Time, frame_id: str = "camera", quality: int = 90):
-    from sensor_msgs.msg import CompressedImage
-
-    from ..imaging import rgb_to_jpeg
 
     return CompressedImage(
         header=Header(stamp=stamp, frame_id=frame_id), format="jpeg", data=rgb_to_jpeg(rgb, quality)

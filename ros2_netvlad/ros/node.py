@@ -26,16 +26,17 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from ..config import ConfigError, describe_rule
-from ..database import MapDatabase, MapError
-from ..describe import Describer
-from ..errors import InputError, NetVLADError
-from ..geometry import Pose
-from ..imaging import ImageDecodeError, message_to_rgb
-from ..localizer import Localizer
-from ..weights import WeightsError, checkpoint_bytes, fingerprint, load
-from . import conversions, params, topics
-from .shutdown import ShutdownSignals
+from ros2_netvlad.config import ConfigError, resize_rule_text
+from ros2_netvlad.errors import InputError, NetVLADError
+from ros2_netvlad.geometry import Pose, Trajectory
+from ros2_netvlad.imaging import ImageDecodeError, message_to_rgb
+from ros2_netvlad.localization.localizer import Localizer
+from ros2_netvlad.maps.database import MapDatabase, MapError
+from ros2_netvlad.model.checkpoints import WeightsError, checkpoint_bytes, fingerprint
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.weights import load
+from ros2_netvlad.ros import conversions, params, topics
+from ros2_netvlad.ros.shutdown import ShutdownSignals
 
 
 class LatestFrame:
@@ -120,9 +121,9 @@ class LocalizerNode(Node):
                 map_dir, fingerprint(model), config.force_map, self.configs["database"]
             )
         # the map's resize rule unless set here; a different one is refused unless node.force_map
-        describer = Describer(model, database.describe_config(model_config, config.force_map))
+        describer = Describer(model, database.resize_config(model_config, config.force_map))
         if new_map:
-            database.record_describe(describer.config)
+            database.record_resize(describer.config)
         return describer, database
 
     def _setup_ros(self) -> None:
@@ -225,11 +226,15 @@ class LocalizerNode(Node):
             self.localizer.add_keyframe(descriptor, pose, stamp_ns, self.node_config.map_frame, rgb)
 
     def _odometry_at(self, stamp_ns: int) -> Pose | None:
+        """The odometry pose at an image's stamp, interpolated like every other pose source."""
         samples = list(self._odometry)
         if not samples:
             return None
-        stamp, pose = min(samples, key=lambda s: abs(s[0] - stamp_ns))
-        return pose if abs(stamp - stamp_ns) <= self.node_config.odom_tolerance * 1e9 else None
+        stamps = np.array([stamp for stamp, _ in samples], dtype=np.int64)
+        positions = np.array([pose.position for _, pose in samples])
+        orientations = np.array([pose.orientation for _, pose in samples])
+        tolerance = int(self.node_config.odom_tolerance * 1e9)
+        return Trajectory(stamps, positions, orientations).at(stamp_ns, tolerance)
 
     def _publish(self, result, stamp) -> None:
         frame = self.node_config.map_frame
@@ -273,7 +278,7 @@ class LocalizerNode(Node):
             "map_size": len(self.database),
             "device": str(self.describer.device),
             "mode": self.node_config.mode,
-            "resize": describe_rule(self.describer.config),
+            "resize": resize_rule_text(self.describer.config),
             "model": f"{model.arch.backbone} K={model.arch.num_clusters} {model.output_dim}-D "
             f"{self.database.fingerprint}",
         }

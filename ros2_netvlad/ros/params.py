@@ -10,7 +10,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
-from ..config import (
+from ros2_netvlad.config import (
     ConfigError,
     DatabaseConfig,
     KeyframeConfig,

@@ -16,9 +16,11 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 
-from ..bags import BagError, open_bag
-from ..errors import InputError, NetVLADError
+from ros2_netvlad.errors import InputError, NetVLADError
+from ros2_netvlad.ros import conversions
+from ros2_netvlad.sources.rosbag import BagError, open_bag
 
 
 def message_class(msgtype: str):
@@ -68,8 +70,6 @@ class BagReplayer(Node):
         }
         self._clock = None
         if clock:
-            from rosgraph_msgs.msg import Clock
-
             self._clock = self.create_publisher(Clock, "/clock", 10)
 
     def subscribers_ready(self, timeout: float) -> bool:
@@ -108,12 +108,8 @@ class BagReplayer(Node):
                     self.on_publish(timestamp)
 
     def _publish_clock(self, timestamp: int) -> None:
-        from builtin_interfaces.msg import Time
-        from rosgraph_msgs.msg import Clock
 
-        self._clock.publish(
-            Clock(clock=Time(sec=timestamp // 1_000_000_000, nanosec=timestamp % 1_000_000_000))
-        )
+        self._clock.publish(Clock(clock=conversions.ns_to_stamp(timestamp)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,26 +7,29 @@ the evaluation report plus latency, throughput and pose-prior error.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import PointCloud2
 
-from ..bags import PoseLookup, frames, open_bag, stamp_ns
-from ..config import params_block, write_resolved_config
-from ..database import MapDatabase, map_geo_origin
-from ..errors import NetVLADError, edge
-from ..evaluation import retrieval_metrics
-from ..geometry import angle_between
-from ..report import summary_table, write_report
+from ros2_netvlad.config import params_block, write_resolved_config
+from ros2_netvlad.errors import NetVLADError
+from ros2_netvlad.evaluation.replay import ground_truth, header_stamps, score_replay
+from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.ros.conversions import cloud_to_candidates, stamp_to_ns
+from ros2_netvlad.ros.replay import BagReplayer
+from ros2_netvlad.sources.rosbag import PoseLookup
+
+# the node this tool starts: its own process, in its own domain, at the root namespace
+NODE = "/netvlad_localizer"
 
 
 def default_params_file() -> Path:
@@ -40,30 +43,6 @@ def default_params_file() -> Path:
     except (ImportError, LookupError, ValueError, OSError):  # no ament index: use the source tree
         pass
     return Path(__file__).resolve().parents[2] / "config" / "localize.yaml"
-
-
-def ground_truth(
-    bag: Path, image_topic: str, poses: PoseLookup
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    truth = {}
-
-    def record(pose, stamp) -> bool:
-        truth[stamp] = (pose.position, pose.orientation)
-        return False  # nothing decoded
-
-    for _ in frames(bag, image_topic, poses, record, Counter()):
-        pass
-    return truth
-
-
-def header_stamps(bag: Path, topic: str) -> dict[int, int]:
-    """Bag log time → header stamp of each image message (to match publish times with outputs)."""
-    with open_bag(bag) as reader:
-        connections = [c for c in reader.connections if c.topic == topic]
-        return {
-            t: stamp_ns(reader.deserialize(raw, c.msgtype).header)
-            for c, t, raw in reader.messages(connections=connections)
-        }
 
 
 def node_parameters(params: Path | None) -> dict:
@@ -128,13 +107,6 @@ def replay_evaluate(
     top_k: int = 20,
     ready_timeout: float = 180.0,
 ) -> dict:
-    import rclpy
-    from geometry_msgs.msg import PoseWithCovarianceStamped
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import PointCloud2
-
-    from .conversions import cloud_to_candidates
-    from .replay import BagReplayer
 
     out.mkdir(parents=True, exist_ok=True)
     database = MapDatabase.load(map_dir)
@@ -147,14 +119,14 @@ def replay_evaluate(
         recorder = rclpy.create_node("replay_eval_recorder")
         recorder.create_subscription(
             PointCloud2,
-            "/netvlad_localizer/loop_closures",
+            f"{NODE}/loop_closures",
             lambda m: _record(m, received, tables, cloud_to_candidates),
             1000,
         )
         recorder.create_subscription(
             PoseWithCovarianceStamped,
-            "/netvlad_localizer/pose_prior",
-            lambda m: priors.setdefault(_key(m), m),
+            f"{NODE}/pose_prior",
+            lambda m: priors.setdefault(_key(m), _prior_arrays(m)),
             1000,
         )
         replayer = BagReplayer(bag, [image_topic], rate=rate)
@@ -177,13 +149,40 @@ def replay_evaluate(
         except subprocess.TimeoutExpired:
             node.kill()
         rclpy.try_shutdown()
-    return _score(
-        database, truth, published, received, tables, priors, duration, threshold, out, bag.name
+    arguments = {
+        "map": map_dir,
+        "bag": bag,
+        "image_topic": image_topic,
+        "poses": poses,
+        "rate": rate,
+        "threshold": threshold,
+        "params": params,
+        "device": device,
+        "max_side": max_side,
+        "top_k": top_k,
+    }
+    write_resolved_config(out, arguments=arguments, node=node_parameters(params))
+    return score_replay(
+        database.positions(),
+        truth,
+        published,
+        received,
+        tables,
+        priors,
+        duration,
+        threshold,
+        out,
+        bag.name,
     )
 
 
+def _prior_arrays(msg: PoseWithCovarianceStamped) -> tuple[np.ndarray, np.ndarray]:
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+
+
 def _key(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    return stamp_to_ns(msg.header.stamp)
 
 
 def _record(msg, received, tables, decode) -> None:
@@ -201,7 +200,7 @@ def _wait_ready(node, replayer, recorder, timeout: float, log: Path) -> None:
             )
         if (
             replayer.subscribers_ready(0.1)
-            and recorder.count_publishers("/netvlad_localizer/loop_closures") > 0
+            and recorder.count_publishers(f"{NODE}/loop_closures") > 0
         ):
             return
     raise NetVLADError(f"the node did not come up within {timeout:.0f} s (see {log})")
@@ -216,152 +215,3 @@ def _drain(received: dict, published: dict, node, quiet: float = 3.0, limit: flo
         elif time.monotonic() - last_change > quiet:
             return
         time.sleep(0.05)
-
-
-def _score(
-    database, truth, published, received, tables, priors, duration, threshold, out, name
-) -> dict:
-    processed = [s for s in published if s in received and s in truth]
-    if not processed:
-        raise NetVLADError("the node produced no output for the replayed images (see node.log)")
-    k = max((len(tables[s]) for s in processed), default=1) or 1
-    positions = np.full((len(processed), k, 3), np.nan)
-    scores = np.full((len(processed), k), -np.inf)
-    for i, s in enumerate(processed):
-        t = tables[s]
-        positions[i, : len(t)] = np.stack([t["x"], t["y"], t["z"]], axis=1)
-        scores[i, : len(t)] = t["score"]
-    query_positions = np.stack([truth[s][0] for s in processed])
-    metrics, per_query = retrieval_metrics(
-        positions, scores, query_positions, database.positions(), threshold
-    )
-    latencies = np.array([received[s] - published[s] for s in processed]) * 1000
-    metrics.update(
-        {
-            "processed_frames": len(processed),
-            "published_frames": len(published),
-            "dropped_frames": len(published) - len([s for s in published if s in received]),
-            "throughput_hz": round(len(processed) / duration, 3) if duration else 0.0,
-            "latency_p50_ms": float(np.percentile(latencies, 50)),
-            "latency_p95_ms": float(np.percentile(latencies, 95)),
-            "latency_max_ms": float(latencies.max()),
-        }
-    )
-    metrics.update(_prior_errors(priors, truth))
-    live = {
-        k: metrics[k]
-        for k in ("published_frames", "processed_frames", "dropped_frames", "throughput_hz")
-    }
-    live.update(
-        {k: f"{metrics[k]:.1f}" for k in ("latency_p50_ms", "latency_p95_ms", "latency_max_ms")}
-    )
-    prior = {
-        k: (f"{v:.2f}" if isinstance(v, float) else v)
-        for k, v in metrics.items()
-        if k.startswith("pose_prior")
-    }
-    write_report(
-        out,
-        f"Replay evaluation of {name} through the live node",
-        metrics,
-        per_query,
-        database.positions(),
-        query_positions,
-        {"Live node": live, "Pose prior": prior},
-        latencies_ms=latencies,
-    )
-    return metrics
-
-
-def _prior_errors(priors: dict, truth: dict) -> dict:
-    pairs = [(m, truth[s]) for s, m in priors.items() if s in truth]
-    if not pairs:
-        return {"pose_prior_count": 0}
-    position = np.array(
-        [
-            np.linalg.norm(
-                np.array([m.pose.pose.position.x, m.pose.pose.position.y, m.pose.pose.position.z])
-                - gt[0]
-            )
-            for m, gt in pairs
-        ]
-    )
-    angle = np.degrees(
-        [
-            angle_between(
-                np.array(
-                    [
-                        m.pose.pose.orientation.x,
-                        m.pose.pose.orientation.y,
-                        m.pose.pose.orientation.z,
-                        m.pose.pose.orientation.w,
-                    ]
-                ),
-                gt[1],
-            )
-            for m, gt in pairs
-        ]
-    )
-    out = {"pose_prior_count": len(pairs)}
-    for q in (50, 90, 95):
-        out[f"pose_prior_error_m_p{q}"] = float(np.percentile(position, q))
-        out[f"pose_prior_error_deg_p{q}"] = float(np.percentile(angle, q))
-    return out
-
-
-@edge("replay_eval")
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="replay_eval", description=__doc__)
-    p.add_argument("--map", required=True, type=Path)
-    p.add_argument(
-        "--bag", required=True, type=Path, help="query rosbag2 with images and ground truth"
-    )
-    p.add_argument("--image-topic", required=True)
-    p.add_argument("--pose-topic")
-    p.add_argument("--tf-frames", nargs=2, metavar=("MAP", "CAMERA"))
-    p.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
-    p.add_argument("--threshold", type=float, default=25.0)
-    p.add_argument(
-        "--params", type=Path, help="extra node params file (after config/localize.yaml)"
-    )
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--max-side", type=int, default=0, help="longest image side; 0 = the map's (recommended)"
-    )
-    p.add_argument("--out", required=True, type=Path)
-    args = p.parse_args(argv)
-    if bool(args.pose_topic) == bool(args.tf_frames):
-        p.error("give exactly one of --pose-topic and --tf-frames")
-    # A ROS domain of our own, so the evaluation neither hears nor disturbs a running robot.
-    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
-    os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="replay_eval_log_"))
-    metrics = replay_evaluate(
-        args.map,
-        args.bag,
-        args.image_topic,
-        PoseLookup(
-            args.pose_topic or "",
-            tuple(args.tf_frames) if args.tf_frames else None,
-            origin=map_geo_origin(args.map),  # GNSS fixes as metres around the map's origin
-        ),
-        args.out,
-        args.rate,
-        args.threshold,
-        args.params,
-        args.device,
-        args.max_side,
-    )
-    print(summary_table(metrics))
-    print(
-        f"processed {metrics['processed_frames']}/{metrics['published_frames']} frames, latency "
-        f"p50 "
-        f"{metrics['latency_p50_ms']:.0f} ms / p95 {metrics['latency_p95_ms']:.0f} ms"
-    )
-    print(f"report: {args.out / 'report.md'}")
-    (args.out / "command.json").write_text(json.dumps(vars(args), default=str, indent=2))
-    write_resolved_config(args.out, arguments=vars(args), node=node_parameters(args.params))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,8 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import PoseLookup
-from ..config import (
+from ros2_netvlad.config import (
     BACKBONES,
     ArchConfig,
     DatabaseConfig,
@@ -17,11 +16,13 @@ from ..config import (
     ModelConfig,
     load_yaml_section,
 )
-from ..distributed import Distributed
-from ..errors import edge
-from ..mapping import BagSource, BuildOptions, FolderSource, build_map
-from ..model import build_model
-from ..weights import load
+from ros2_netvlad.errors import edge
+from ros2_netvlad.maps.building import BuildOptions, build_map
+from ros2_netvlad.model.distributed import Distributed
+from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.model.weights import load
+from ros2_netvlad.sources.source import BagSource, FolderSource
+from ros2_netvlad.tools.options import add_pose_source, pose_lookup
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,16 +35,7 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--bag", action="append", default=[], help="rosbag2 directory (sqlite3 or mcap); repeatable"
     )
-    source.add_argument("--image-topic", help="sensor_msgs/Image or CompressedImage topic")
-    source.add_argument(
-        "--pose-topic", help="Odometry, PoseStamped, PoseWithCovarianceStamped or NavSatFix topic"
-    )
-    source.add_argument(
-        "--tf-frames", nargs=2, metavar=("MAP", "CAMERA"), help="look poses up in /tf instead"
-    )
-    source.add_argument(
-        "--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)"
-    )
+    add_pose_source(source)
     source.add_argument("--images", type=Path, help="image folder instead of bags")
     source.add_argument("--poses", type=Path, help="CSV for --images (else UTM in file names)")
     model = p.add_argument_group("model (one of)")
@@ -103,15 +95,9 @@ def sources_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> list:
         if args.bag:
             p.error("give --bag or --images, not both")
         return [FolderSource(args.images, args.poses)]
-    if not args.bag or not args.image_topic:
-        p.error("--bag and --image-topic are required (or --images DIR)")
-    if bool(args.pose_topic) == bool(args.tf_frames):
-        p.error("give exactly one of --pose-topic and --tf-frames")
-    poses = PoseLookup(
-        args.pose_topic or "",
-        tuple(args.tf_frames) if args.tf_frames else None,
-        int(args.pose_tolerance * 1e9),
-    )
+    if not args.bag:
+        p.error("give --bag (with --image-topic) or --images DIR")
+    poses = pose_lookup(args, p)
     return [BagSource(Path(bag), args.image_topic, poses) for bag in args.bag]
 
 

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
-from ..demo import DemoConfig, run_demo, summary_text
-from ..errors import edge
+from ros2_netvlad.demo.run import IMAGE_TOPIC, ODOM_TOPIC, DemoConfig, run_demo, summary_text
+from ros2_netvlad.errors import edge
+from ros2_netvlad.ros.replay_eval import replay_evaluate
+from ros2_netvlad.sources.rosbag import PoseLookup
+
+
+def replay_through_node(map_dir: Path, bag: Path, out: Path, config: DemoConfig) -> dict:
+    """The live part of the demo: replay_eval, in a ROS domain of its own."""
+    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
+    return replay_evaluate(
+        map_dir, bag, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC), out, config.rate, config.threshold
+    )
 
 
 @edge("demo")
@@ -22,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="demo: %(message)s")
-    summary = run_demo(args.out, DemoConfig(places=args.places, seed=args.seed))
+    config = DemoConfig(places=args.places, seed=args.seed)
+    summary = run_demo(args.out, replay_through_node, config)
     print(summary_text(summary))
     return 0
 

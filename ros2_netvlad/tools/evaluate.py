@@ -7,13 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import PoseLookup
-from ..config import ModelConfig
-from ..database import map_geo_origin
-from ..datasets import folder_images, load_mat, mat_images
-from ..errors import edge
-from ..offline_eval import bag_queries, evaluate, folder_queries
-from ..report import summary_table
+from ros2_netvlad.errors import edge
+from ros2_netvlad.evaluation.offline import bag_queries, evaluate, folder_queries
+from ros2_netvlad.evaluation.report import summary_table
+from ros2_netvlad.maps.database import map_geo_origin
+from ros2_netvlad.sources.folders import folder_images, load_mat, mat_images
+from ros2_netvlad.tools.options import add_describer, add_pose_source, model_config, pose_lookup
 
 
 @edge("evaluate")
@@ -23,37 +22,23 @@ def main(argv: list[str] | None = None) -> int:
         "--map", required=True, type=Path, help="map directory (its model.pt describes the queries)"
     )
     p.add_argument("--bag", type=Path, help="query rosbag2")
-    p.add_argument("--image-topic")
-    p.add_argument("--pose-topic", help="ground-truth poses for --bag")
-    p.add_argument("--tf-frames", nargs=2, metavar=("MAP", "CAMERA"))
+    add_pose_source(p)
     p.add_argument("--images", type=Path, help="query image folder")
     p.add_argument("--poses", type=Path, help="CSV for --images (else UTM in file names)")
     p.add_argument("--mat", type=Path, help="Pittsburgh/Tokyo dbStruct .mat (its query images)")
     p.add_argument("--image-root", type=Path, help="image root for --mat")
     p.add_argument("--threshold", type=float, default=25.0, help="metres for a correct match (25)")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--max-side", type=int, default=0, help="longest image side; 0 = the map's (recommended)"
-    )
+    add_describer(p)
     p.add_argument("--force", action="store_true", help="allow a resize rule other than the map's")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if sum(x is not None for x in (args.bag, args.images, args.mat)) != 1:
         p.error("give exactly one query set: --bag, --images or --mat")
-    if args.bag:
-        if not args.image_topic or bool(args.pose_topic) == bool(args.tf_frames):
-            p.error("--bag needs --image-topic and one of --pose-topic / --tf-frames")
-        queries = bag_queries(
-            args.bag,
-            args.image_topic,
-            PoseLookup(
-                args.pose_topic or "",
-                tuple(args.tf_frames) if args.tf_frames else None,
-                origin=map_geo_origin(args.map),  # GNSS fixes as metres around the map's origin
-            ),
-        )
+    if args.bag:  # GNSS fixes as metres around the map's origin, not the queries' own first fix
+        poses = pose_lookup(args, p, origin=map_geo_origin(args.map))
+        queries = bag_queries(args.bag, args.image_topic, poses)
     elif args.images:
         queries = folder_queries(folder_images(args.images, args.poses, map_geo_origin(args.map)))
     else:
@@ -65,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         queries,
         args.out,
         args.threshold,
-        ModelConfig(device=args.device, max_side=args.max_side),
+        model_config(args),
         progress=not args.no_progress,
         force=args.force,
     )

@@ -9,34 +9,13 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import image_messages
-from ..config import ModelConfig
-from ..datasets import IMAGE_SUFFIXES, DatasetError, read_rgb
-from ..describe import Describer
-from ..errors import edge
-from ..imaging import ImageDecodeError, message_to_rgb
-from ..weights import load, save
-from ..whitening import apply_whitening, fit_pca_whitening, pooled_descriptors
-
-
-def images_from(args: argparse.Namespace):
-    if args.images:
-        paths = sorted(
-            p for p in Path(args.images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        if not paths:
-            raise DatasetError(f"{args.images}: no images")
-        return (read_rgb(p) for p in paths)
-
-    def decoded():
-        for bag in args.bag:
-            for _, _, msg in image_messages(bag, args.image_topic):
-                try:
-                    yield message_to_rgb(msg)
-                except ImageDecodeError:
-                    continue
-
-    return decoded()
+from ros2_netvlad.errors import edge
+from ros2_netvlad.model.checkpoints import save
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.weights import load
+from ros2_netvlad.model.whitening import apply_whitening, fit_pca_whitening, pooled_descriptors
+from ros2_netvlad.sources.images import bag_rgb, folder_rgb
+from ros2_netvlad.tools.options import add_describer, model_config
 
 
 @edge("fit_pca")
@@ -50,15 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=4096, help="whitened dims (4096)")
     p.add_argument("--output-dim", type=int, default=0, help="keep the first N of them (0 = all)")
     p.add_argument("--max-images", type=int, default=10_000)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--max-side", type=int, default=640)
+    add_describer(p, map_default=False)
     args = p.parse_args(argv)
     if bool(args.images) == bool(args.bag) or (args.bag and not args.image_topic):
         p.error("give --images DIR, or --bag with --image-topic")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     model = load(args.weights)
-    describer = Describer(model, ModelConfig(device=args.device, max_side=args.max_side))
-    images = itertools.islice(images_from(args), args.max_images)
+    describer = Describer(model, model_config(args))
+    images = folder_rgb(args.images) if args.images else bag_rgb(args.bag, args.image_topic)
+    images = itertools.islice(images, args.max_images)
     pooled = pooled_descriptors(model, describer, images)
     weight, bias = fit_pca_whitening(pooled, args.dim)
     apply_whitening(model, weight, bias, args.output_dim)

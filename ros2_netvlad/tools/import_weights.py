@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import edge
-from ..weights import fingerprint, load, save
+from ros2_netvlad.errors import edge
+from ros2_netvlad.model.checkpoints import fingerprint, save
+from ros2_netvlad.model.weights import load
 
 
 @edge("import_weights")

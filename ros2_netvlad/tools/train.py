@@ -12,14 +12,21 @@ import logging
 import sys
 from pathlib import Path
 
-from ..bags import PoseLookup
-from ..config import BACKBONES, ArchConfig, KeyframeConfig, TrainConfig, load_yaml_section
-from ..distributed import Distributed
-from ..errors import edge
-from ..model import build_model
-from ..placesets import Split, from_mat, from_sources, source_from_path
-from ..training import Trainer, check_resumable, read_training_checkpoint
-from ..weights import load
+from ros2_netvlad.config import (
+    BACKBONES,
+    ArchConfig,
+    KeyframeConfig,
+    TrainConfig,
+    load_yaml_section,
+)
+from ros2_netvlad.errors import edge
+from ros2_netvlad.model.distributed import Distributed
+from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.model.weights import load
+from ros2_netvlad.sources.source import source_from_path
+from ros2_netvlad.tools.options import add_pose_source, pose_lookup
+from ros2_netvlad.training.placesets import Split, from_mat, from_sources
+from ros2_netvlad.training.trainer import Trainer, check_resumable, read_training_checkpoint
 
 log = logging.getLogger("train")
 
@@ -62,16 +69,7 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--mat", type=Path, help="training dbStruct .mat (instead of --db/--queries)")
     data.add_argument("--val-mat", type=Path, help="validation dbStruct .mat")
     data.add_argument("--image-root", type=Path, help="image root for --mat / --val-mat")
-    data.add_argument("--image-topic", help="image topic of the bags")
-    data.add_argument(
-        "--pose-topic", help="Odometry, PoseStamped, PoseWithCovarianceStamped or NavSatFix topic"
-    )
-    data.add_argument(
-        "--tf-frames", nargs=2, metavar=("MAP", "CAMERA"), help="poses from /tf instead"
-    )
-    data.add_argument(
-        "--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)"
-    )
+    add_pose_source(data)
     data.add_argument("--min-distance", type=float, help="bag keyframes: metres moved (1.0)")
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--config", type=Path, help="YAML with train / keyframes sections")
@@ -124,13 +122,7 @@ def splits(
         )
         if args.min_distance is not None:
             keyframes = dataclasses.replace(keyframes, min_distance=args.min_distance)
-        poses = None
-        if args.pose_topic or args.tf_frames:
-            poses = PoseLookup(
-                args.pose_topic or "",
-                tuple(args.tf_frames) if args.tf_frames else None,
-                int(args.pose_tolerance * 1e9),
-            )
+        poses = pose_lookup(args, p) if args.pose_topic or args.tf_frames else None
 
         def place_set(paths: list[str]):
             sources = [source_from_path(path, args.image_topic or "", poses) for path in paths]

@@ -1,0 +1,225 @@
+"""Map building: frames with poses (bags or image folders) → keyframes → descriptors → map
+directory.
+
+Runs in one process, or under ``torchrun`` where each rank describes a shard of the keyframes and
+rank 0 merges them, in keyframe order, into one map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from ros2_netvlad.config import (
+    DatabaseConfig,
+    KeyframeConfig,
+    ModelConfig,
+    resolve_resize,
+    resolved,
+)
+from ros2_netvlad.errors import InputError
+from ros2_netvlad.imaging import rgb_to_jpeg
+from ros2_netvlad.maps.database import Entry, MapDatabase
+from ros2_netvlad.model.checkpoints import checkpoint_bytes, fingerprint
+from ros2_netvlad.model.clustering import initialize_netvlad
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.distributed import Distributed, rank_device
+from ros2_netvlad.model.netvlad import PlaceNet
+from ros2_netvlad.sources.prefetch import prefetch
+from ros2_netvlad.sources.rosbag import Frame
+from ros2_netvlad.sources.source import (
+    EvenSample,
+    Source,
+    build_origin,
+    frames_of,
+    plan_keyframes,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildReport:
+    path: Path | None
+    entries: int
+    counts: Counter
+    extent: tuple[np.ndarray, np.ndarray] | None
+    seconds: float
+    describe_seconds: float
+    kmeans_alpha: float | None = None
+
+    def summary(self) -> str:
+        skipped = (
+            ", ".join(
+                f"{n} {why}"
+                for why, n in self.counts.items()
+                if why not in ("images", "kept") and n
+            )
+            or "none"
+        )
+        extent = (
+            "n/a"
+            if self.extent is None
+            else " x ".join(f"{hi - lo:.1f}" for lo, hi in zip(*self.extent)) + " m"
+        )
+        rate = self.entries / self.seconds if self.seconds else 0.0
+        return (
+            f"map: {self.path}\n  entries: {self.entries} of {self.counts['images']} images\n"
+            f"  skipped: {skipped}\n  extent (x y z): {extent}\n"
+            f"  time: {self.seconds:.1f} s ({rate:.2f} entries/s, descriptor extraction "
+            f"{self.describe_seconds:.1f} s)"
+        )
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    model: ModelConfig = ModelConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    keyframes: KeyframeConfig = KeyframeConfig()
+    fit_clusters: bool = False  # k-means NetVLAD centroids on the map's own keyframes
+    kmeans_images: int = 100
+    store_images: bool = False  # JPEG keyframes in the map, for geometric verification
+    progress: bool = True
+
+
+def build_map(
+    out: str | Path,
+    sources: list[Source],
+    model: PlaceNet,
+    options: BuildOptions = BuildOptions(),
+    distributed: Distributed | None = None,
+) -> BuildReport:
+    """Builds (on rank 0: writes) the map; returns a report. The model travels as ``model.pt``."""
+    start = time.perf_counter()
+    distributed = distributed or Distributed()
+    counts: Counter = Counter()
+    describer = Describer(
+        model, dataclasses.replace(options.model, device=str(rank_device(options.model.device)))
+    )
+    # The k-means sample is decoded while planning, so a bag is read twice, not three times.
+    sample = None
+    if options.fit_clusters and distributed.rank == 0:
+        sample = EvenSample(options.kmeans_images, keep=lambda image: describer.resize(image))
+    plan = plan_keyframes(sources, options.keyframes, counts, sample=sample)
+    if not plan:
+        raise InputError(
+            f"no keyframes: {dict(counts)} — check the topics, pose source and tolerance"
+        )
+    alpha = _fit_clusters(describer, sample, options, distributed) if options.fit_clusters else None
+    mine = plan[distributed.rank :: distributed.world]
+    described_at = time.perf_counter()
+    rows = list(_describe(describer, sources, mine, options, counts))
+    describe_seconds = time.perf_counter() - described_at
+    rows = _gather(rows, distributed)
+    if distributed.rank != 0:
+        return BuildReport(
+            None, len(rows), counts, None, time.perf_counter() - start, describe_seconds, alpha
+        )
+    path = _write(out, rows, model, sources, options)
+    positions = np.array([r[2].position for r in rows])
+    extent = (positions.min(0), positions.max(0))
+    return BuildReport(
+        path, len(rows), counts, extent, time.perf_counter() - start, describe_seconds, alpha
+    )
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+def _fit_clusters(
+    describer: Describer,
+    sample: EvenSample | None,
+    options: BuildOptions,
+    distributed: Distributed,
+) -> float | None:
+    alpha = None
+    if distributed.rank == 0:
+        alpha = initialize_netvlad(describer, sample.items(), progress=options.progress)
+    return distributed.broadcast_module(describer.model.pool, alpha)
+
+
+def _describe(
+    describer: Describer, sources: list[Source], keys: list, options: BuildOptions, counts: Counter
+) -> Iterator[tuple]:
+    """(plan position, descriptor, entry, jpeg|None) per keyframe; decoding and resizing run in a
+    background thread so they overlap with inference."""
+    decoding: Counter = Counter()
+
+    def prepared() -> Iterator[tuple[int, Frame]]:
+        for n, frame in frames_of(sources, keys, decoding):
+            frame.image = describer.resize(frame.image)
+            yield n, frame
+
+    batch: list[tuple[int, Frame]] = []
+    bar = tqdm(
+        total=len(keys), desc="describing keyframes", unit="img", disable=not options.progress
+    )
+    for item in prefetch(prepared(), depth=2 * options.model.batch_size):
+        batch.append(item)
+        if len(batch) == options.model.batch_size:
+            yield from _describe_batch(describer, batch, options.store_images)
+            bar.update(len(batch))
+            batch = []
+    if batch:
+        yield from _describe_batch(describer, batch, options.store_images)
+        bar.update(len(batch))
+    bar.close()
+    counts["undecodable image"] += decoding["undecodable image"]
+
+
+def _describe_batch(describer: Describer, batch: list, store_images: bool) -> Iterator[tuple]:
+    descriptors = describer.describe([frame.image for _, frame in batch])
+    for (n, frame), descriptor in zip(batch, descriptors):
+        entry = Entry(
+            frame.stamp_ns,
+            frame.frame_id,
+            tuple(frame.pose.position),
+            tuple(frame.pose.orientation),
+            None if frame.covariance is None else tuple(frame.covariance),
+            frame.geo,
+            frame.source,
+        )
+        yield n, descriptor, entry, rgb_to_jpeg(frame.image) if store_images else None
+
+
+def _gather(rows: list[tuple], distributed: Distributed) -> list[tuple]:
+    shards = distributed.gather_to_root(rows)
+    rows = [row for shard in shards for row in shard] if shards is not None else rows
+    return sorted(rows, key=lambda row: row[0])
+
+
+def _write(
+    out: str | Path,
+    rows: list[tuple],
+    model: PlaceNet,
+    sources: list[Source],
+    options: BuildOptions,
+) -> Path:
+    database = MapDatabase.create(
+        model.output_dim, options.database, fingerprint(model), checkpoint_bytes(model)
+    )
+    descriptors = np.stack([r[1] for r in rows])
+    images = [r[3] for r in rows] if options.store_images else None
+    database.add(descriptors, [r[2] for r in rows], images)
+    model_config = resolve_resize(options.model)[0]
+    database.record_resize(model_config)
+    database.manifest["build"] = resolved(
+        model=model_config,
+        database=options.database,
+        keyframes=options.keyframes,
+        sources=[str(s) for s in sources],
+        fit_clusters=options.fit_clusters,
+        store_images=options.store_images,
+    )
+    origin = build_origin(sources)
+    if origin:  # GNSS poses are metres around this latitude, longitude, altitude
+        database.manifest["geo_origin"] = list(origin)
+    return database.save(out)

@@ -1,0 +1,500 @@
+"""The map database: one directory with ``manifest.json``, ``index.faiss``, ``entries.sqlite`` and
+(optionally) ``model.pt``.
+
+Saving writes a complete temporary sibling directory and swaps it into place, so a reader (or a
+crash) sees the old map or the new one, never a mix. Entries live in an in-memory SQLite database
+while the map is open; each ``add`` is one transaction.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+from ros2_netvlad import __version__
+from ros2_netvlad.config import RESIZE_DEFAULTS, DatabaseConfig, ModelConfig, resolve_resize
+from ros2_netvlad.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST, INDEX, ENTRIES, MODEL = "manifest.json", "index.faiss", "entries.sqlite", "model.pt"
+
+SCHEMA = """
+CREATE TABLE entries (
+    id INTEGER PRIMARY KEY,          -- = faiss id
+    stamp_ns INTEGER NOT NULL,
+    frame_id TEXT NOT NULL,
+    x REAL NOT NULL, y REAL NOT NULL, z REAL NOT NULL,
+    qx REAL NOT NULL, qy REAL NOT NULL, qz REAL NOT NULL, qw REAL NOT NULL,
+    covariance BLOB,                 -- 36 float64 (row-major 6x6), optional
+    latitude REAL, longitude REAL, altitude REAL,
+    source TEXT NOT NULL             -- bag + topic, or image file
+);
+CREATE TABLE images (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);  -- optional, for verification
+"""
+
+
+class MapError(InputError):
+    """A map cannot be created, loaded or extended; the message names the file or the field."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    stamp_ns: int
+    frame_id: str
+    position: tuple[float, float, float]
+    orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+    covariance: tuple[float, ...] | None = None
+    geo: tuple[float, float, float] | None = None  # latitude, longitude, altitude
+    source: str = ""
+
+    def row(self) -> tuple:
+        cov = None if self.covariance is None else np.asarray(self.covariance, np.float64).tobytes()
+        lat, lon, alt = self.geo if self.geo else (None, None, None)
+        return (
+            int(self.stamp_ns),
+            self.frame_id,
+            *map(float, self.position),
+            *map(float, self.orientation),
+            cov,
+            lat,
+            lon,
+            alt,
+            self.source,
+        )
+
+    @staticmethod
+    def from_row(row: Sequence) -> "Entry":
+        cov = None if row[10] is None else tuple(np.frombuffer(row[10], np.float64))
+        geo = None if row[11] is None else (row[11], row[12], row[13])
+        return Entry(row[1], row[2], tuple(row[3:6]), tuple(row[6:10]), cov, geo, row[14])
+
+
+class MapDatabase:
+    """Descriptors (faiss) + entries (SQLite), row id = faiss id."""
+
+    def __init__(
+        self,
+        index: faiss.Index,
+        entries: sqlite3.Connection,
+        manifest: dict,
+        config: DatabaseConfig,
+        model_bytes: bytes | None = None,
+    ) -> None:
+        self.index, self._db, self.manifest, self.config = index, entries, manifest, config
+        self.model_bytes = model_bytes
+        self._pending: list[
+            np.ndarray
+        ] = []  # descriptors waiting for an untrained index's training
+        self._positions: np.ndarray | None = None
+        self._apply_search_parameters()
+
+    # --- creation and loading -------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        dim: int,
+        config: DatabaseConfig = DatabaseConfig(),
+        fingerprint: str = "",
+        model_bytes: bytes | None = None,
+    ) -> "MapDatabase":
+        spec = config.factory_string()
+        try:
+            index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as error:
+            raise MapError(
+                f"database.index {spec!r} is not a valid faiss factory string for {dim}-D: "
+                f"{str(error).splitlines()[-1]}"
+            ) from None
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "descriptor_dim": dim,
+            "metric": "inner_product",
+            "index": spec,
+            "count": 0,
+            "model_fingerprint": fingerprint,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "package_version": __version__,
+        }
+        entries = sqlite3.connect(":memory:", check_same_thread=False)
+        entries.executescript(SCHEMA)
+        return cls(index, entries, manifest, config, model_bytes)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        fingerprint: str = "",
+        force: bool = False,
+        config: DatabaseConfig = DatabaseConfig(),
+    ) -> "MapDatabase":
+        """Opens a map. A non-empty ``fingerprint`` must match the map's unless ``force``."""
+        path = _recover(Path(path))
+        manifest = _read_manifest(path)
+        index = _read_index(path / INDEX)
+        entries = _read_entries(path / ENTRIES)
+        count = entries.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        if not (index.ntotal == count == manifest["count"]):
+            raise MapError(
+                f"{path}: entry counts disagree: {INDEX} has {index.ntotal}, {ENTRIES} has "
+                f"{count}, {MANIFEST} says {manifest['count']}"
+            )
+        if index.d != manifest["descriptor_dim"]:
+            raise MapError(
+                f"{path}: {INDEX} is {index.d}-D but {MANIFEST} says {manifest['descriptor_dim']}-D"
+            )
+        stored = manifest.get("model_fingerprint", "")
+        if fingerprint and stored != fingerprint and not force:
+            raise MapError(
+                f"{path}: built with model {stored or 'unknown'}, but the current model is "
+                f"{fingerprint}; descriptors would not be comparable (force to override)"
+            )
+        model_path = path / MODEL
+        model_bytes = model_path.read_bytes() if model_path.is_file() else None
+        return cls(_to_device(index, config), entries, manifest, config, model_bytes)
+
+    # --- contents -------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["descriptor_dim"])
+
+    # --- what shapes descriptors and distances, carried by the map ------------------------------
+    def record_resize(self, config: ModelConfig) -> None:
+        """Stores the resize rule the map's descriptors were made with (additive manifest key)."""
+        self.manifest["resize"] = {k: getattr(config, k) for k in RESIZE_DEFAULTS}
+
+    def resize_config(self, config: ModelConfig, force: bool = False) -> ModelConfig:
+        """``config`` with auto / 0 taken from this map's recorded resize rule; an explicit rule
+        that differs is refused (ConfigError), or only warned about with ``force``."""
+        resolved, warning = resolve_resize(config, self.manifest.get("resize"), force)
+        if warning:
+            log.warning(warning)
+        return resolved
+
+    @property
+    def geo_origin(self) -> tuple[float, float, float] | None:
+        """Latitude, longitude, altitude that GNSS positions in this map are metres around."""
+        origin = self.manifest.get("geo_origin")
+        return tuple(float(v) for v in origin) if origin else None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest.get("model_fingerprint", "")
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    def add(
+        self,
+        descriptors: np.ndarray,
+        entries: Sequence[Entry],
+        images: Sequence[bytes] | None = None,
+    ) -> np.ndarray:
+        """Appends entries with their descriptors in one transaction; returns their ids."""
+        descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
+        descriptors = descriptors[None] if descriptors.ndim == 1 else descriptors
+        if descriptors.ndim != 2 or descriptors.shape[1] != self.dim:
+            raise MapError(f"descriptors must be N x {self.dim}, got {np.shape(descriptors)}")
+        if len(descriptors) != len(entries):
+            raise MapError(f"{len(descriptors)} descriptors for {len(entries)} entries")
+        if not np.all(np.isfinite(descriptors)):
+            raise MapError("descriptors contain NaN or infinity")
+        start = len(self)
+        ids = np.arange(start, start + len(entries))
+        with self._db:  # one transaction: all rows or none
+            self._db.executemany(
+                f"INSERT INTO entries VALUES (?{', ?' * 14})",
+                [(int(i), *e.row()) for i, e in zip(ids, entries)],
+            )
+            if images is not None:
+                self._db.executemany("INSERT INTO images VALUES (?, ?)", zip(map(int, ids), images))
+            self._add_vectors(descriptors)
+        self.manifest["count"] = start + len(entries)
+        self._positions = None
+        return ids
+
+    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each Q×k, best first; missing results have id -1 and score -inf."""
+        self._train_if_needed()
+        queries = np.ascontiguousarray(descriptors, dtype=np.float32).reshape(-1, self.dim)
+        if self.index.ntotal == 0:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full(
+                (len(queries), k), -1, np.int64
+            )
+        if (
+            isinstance(self.index, faiss.IndexFlat)
+            and self.index.metric_type == faiss.METRIC_INNER_PRODUCT
+        ):
+            return _exact_search(self.index, queries, k)
+        scores, ids = self.index.search(queries, k)
+        scores[ids < 0] = -np.inf
+        return scores, ids
+
+    def entries(self, ids: Sequence[int]) -> list[Entry]:
+        ids = [int(i) for i in ids]
+        rows = (
+            {
+                r[0]: r
+                for r in self._db.execute(
+                    f"SELECT * FROM entries WHERE id IN ({','.join('?' * len(ids))})", ids
+                )
+            }
+            if ids
+            else {}
+        )
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise MapError(f"no map entries with ids {missing[:5]}")
+        return [Entry.from_row(rows[i]) for i in ids]
+
+    def image(self, entry_id: int) -> bytes | None:
+        row = self._db.execute("SELECT jpeg FROM images WHERE id = ?", (int(entry_id),)).fetchone()
+        return None if row is None else row[0]
+
+    def positions(self) -> np.ndarray:
+        """N×3 entry positions (cached), for spatial filtering."""
+        if self._positions is None:
+            rows = self._db.execute("SELECT x, y, z FROM entries ORDER BY id").fetchall()
+            self._positions = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return self._positions
+
+    def descriptors(self) -> np.ndarray:
+        """All stored descriptors (exact for Flat, reconstructed for compressed indexes)."""
+        self._train_if_needed()
+        index = self._cpu_index()
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.make_direct_map()
+        return index.reconstruct_n(0, index.ntotal)
+
+    # --- saving ---------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Writes the whole map to ``path`` atomically."""
+        self._train_if_needed()
+        path = Path(path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # mkdir, not mkdtemp: mkdtemp makes the directory 0700, and a map must be as readable as
+        # any file
+        # the user writes (the umask decides), e.g. for a container running under another uid.
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+        tmp.mkdir()
+        try:
+            faiss.write_index(self._cpu_index(), str(tmp / INDEX))
+            (tmp / ENTRIES).touch()  # created here with 0666 & ~umask; sqlite3 would make it 0644
+            target = sqlite3.connect(tmp / ENTRIES)
+            with target:
+                self._db.backup(target)
+            target.close()
+            if self.model_bytes is not None:
+                (tmp / MODEL).write_bytes(self.model_bytes)
+            (tmp / MANIFEST).write_text(json.dumps({**self.manifest, "count": len(self)}, indent=2))
+            _fsync_dir(tmp)
+            _swap_into_place(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    # --- internals ------------------------------------------------------------------------------
+    def _add_vectors(self, descriptors: np.ndarray) -> None:
+        if self.index.is_trained and not self._pending:
+            self.index.add(descriptors)
+        else:
+            self._pending.append(descriptors)
+
+    def _train_if_needed(self) -> None:
+        if not self._pending:
+            return
+        vectors = np.concatenate(self._pending)
+        if not self.index.is_trained:
+            needed = _training_minimum(self.index)
+            if len(vectors) < needed:
+                raise MapError(
+                    f"index {self.manifest['index']!r} needs at least {needed} descriptors to "
+                    f"train, "
+                    f"the map has {len(vectors)}; use a smaller nlist or the exact 'Flat' index"
+                )
+            self.index.train(_training_sample(vectors, needed))
+        self.index.add(vectors)
+        self._pending = []
+
+    def reconfigure(self, config: DatabaseConfig) -> None:
+        """Applies new search settings (nprobe, ef_search) at run time; the index itself stays."""
+        self.config = config
+        self._apply_search_parameters()
+
+    def _apply_search_parameters(self) -> None:
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            ivf.nprobe = self.config.nprobe
+        hnsw = getattr(faiss.downcast_index(self.index), "hnsw", None)
+        if hnsw is not None:
+            hnsw.efSearch = self.config.ef_search
+
+    def _cpu_index(self) -> faiss.Index:
+        if hasattr(faiss, "index_gpu_to_cpu") and type(self.index).__name__.startswith("Gpu"):
+            return faiss.index_gpu_to_cpu(self.index)
+        return self.index
+
+
+def _exact_search(
+    index: faiss.IndexFlat, queries: np.ndarray, k: int, chunk: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k through one BLAS matmul per query chunk. faiss scans one query at a
+    time on one thread below 20 queries; the live node asks one at a time, and a multi-threaded
+    GEMV over the stored vectors (a view, no copy) runs at memory bandwidth."""
+    vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(
+        index.ntotal, index.d
+    )
+    k = min(k, index.ntotal)
+    all_scores, all_ids = [], []
+    for start in range(0, len(queries), chunk):
+        similarity = queries[start : start + chunk] @ vectors.T
+        if k == 1:  # the live node's case: one pass, no partition
+            top = similarity.argmax(axis=1)[:, None]
+        elif k < index.ntotal:
+            top = np.argpartition(similarity, index.ntotal - k, axis=1)[:, index.ntotal - k :]
+        else:
+            top = np.broadcast_to(np.arange(index.ntotal), similarity.shape)
+        scores = np.take_along_axis(similarity, top, axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        all_scores.append(np.take_along_axis(scores, order, axis=1))
+        all_ids.append(np.take_along_axis(top, order, axis=1).astype(np.int64))
+    return np.concatenate(all_scores), np.concatenate(all_ids)
+
+
+def _training_sample(vectors: np.ndarray, nlist: int, per_list: int = 64) -> np.ndarray:
+    """A seeded subset for IVF training: ~64 points per list trains as well as all of them, and
+    k-means cost grows with the sample (1M x 4096-D would take hours on a laptop)."""
+    if len(vectors) <= nlist * per_list:
+        return vectors
+    keep = np.random.default_rng(0).choice(len(vectors), nlist * per_list, replace=False)
+    return vectors[np.sort(keep)]
+
+
+def _training_minimum(index: faiss.Index) -> int:
+    ivf = faiss.try_extract_index_ivf(index)
+    return int(ivf.nlist) if ivf is not None else 1
+
+
+def _to_device(index: faiss.Index, config: DatabaseConfig) -> faiss.Index:
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if config.device in ("auto", "cuda") and gpus > 0:
+        log.info("map index moved to %d GPU(s)", gpus)
+        return faiss.index_cpu_to_all_gpus(index)
+    return index
+
+
+def map_geo_origin(path: str | Path) -> tuple[float, float, float] | None:
+    """The GNSS origin of a map directory (None when its poses are not from GNSS), read from its
+    manifest alone: query sets must place their fixes around it, not around their own first fix."""
+    origin = _read_manifest(Path(path)).get("geo_origin")
+    return tuple(float(v) for v in origin) if origin else None
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.is_dir():
+        raise MapError(f"map directory not found: {path}")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise MapError(f"{path}: missing {MANIFEST}; not a map directory") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MapError(f"{path / MANIFEST}: corrupt JSON ({error})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise MapError(
+            f"{path / MANIFEST}: format_version {version} is not supported (this package reads "
+            f"{FORMAT_VERSION})"
+        )
+    for key in ("descriptor_dim", "count", "index"):
+        if key not in manifest:
+            raise MapError(f"{path / MANIFEST}: missing field {key!r}")
+    return manifest
+
+
+def _read_index(path: Path) -> faiss.Index:
+    if not path.is_file():
+        raise MapError(f"missing {path}")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as error:
+        raise MapError(f"{path}: corrupt faiss index ({str(error).splitlines()[-1]})") from None
+
+
+def _read_entries(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise MapError(f"missing {path}")
+    memory = sqlite3.connect(":memory:", check_same_thread=False)
+    try:
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        source.backup(memory)
+        source.close()
+        memory.execute("SELECT id, stamp_ns, x, qw, source FROM entries LIMIT 1")
+    except sqlite3.DatabaseError as error:
+        raise MapError(f"{path}: corrupt entries database ({error})") from None
+    return memory
+
+
+def _fsync_dir(path: Path) -> None:
+    for file in path.iterdir():
+        with open(file, "rb") as f:
+            os.fsync(f.fileno())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Moves the finished directory ``tmp`` to ``path``. An existing map is exchanged atomically
+    (renameat2 RENAME_EXCHANGE on Linux); elsewhere it is renamed aside first and recovered by
+    ``load`` if the process dies between the two renames."""
+    if not path.exists():
+        os.rename(tmp, path)
+        return
+    if _rename_exchange(tmp, path):
+        shutil.rmtree(tmp)  # now holds the previous map
+        return
+    backup = path.with_name(f".{path.name}.previous")
+    shutil.rmtree(backup, ignore_errors=True)
+    os.rename(path, backup)
+    os.rename(tmp, path)
+    shutil.rmtree(backup)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def _recover(path: Path) -> Path:
+    backup = path.with_name(f".{path.name}.previous")
+    if not path.exists() and backup.is_dir():
+        log.warning(
+            "%s was being replaced when a save was interrupted; restoring the previous map", path
+        )
+        os.rename(backup, path)
+    return path

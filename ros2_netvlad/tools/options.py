@@ -1,0 +1,51 @@
+"""Command-line options every tool shares, declared once: where poses come from in a bag, and how
+images are described (device, resize)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ros2_netvlad.config import ModelConfig
+from ros2_netvlad.sources.rosbag import PoseLookup
+
+
+def add_pose_source(group: argparse._ActionsContainer) -> None:
+    """--image-topic, --pose-topic / --tf-frames and --pose-tolerance for bag sources."""
+    group.add_argument("--image-topic", help="sensor_msgs/Image or CompressedImage topic")
+    group.add_argument(
+        "--pose-topic", help="Odometry, PoseStamped, PoseWithCovarianceStamped or NavSatFix topic"
+    )
+    group.add_argument(
+        "--tf-frames", nargs=2, metavar=("MAP", "CAMERA"), help="look poses up in /tf instead"
+    )
+    group.add_argument(
+        "--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)"
+    )
+
+
+def pose_lookup(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    origin: tuple[float, float, float] | None = None,
+) -> PoseLookup:
+    """The pose source the arguments name; exactly one of --pose-topic and --tf-frames, with
+    --image-topic. ``origin``: the GNSS origin to place fixes around (a map's, for queries)."""
+    if not args.image_topic:
+        parser.error("bags need --image-topic")
+    if bool(args.pose_topic) == bool(args.tf_frames):
+        parser.error("give exactly one of --pose-topic and --tf-frames")
+    frames = tuple(args.tf_frames) if args.tf_frames else None
+    return PoseLookup(args.pose_topic or "", frames, int(args.pose_tolerance * 1e9), origin)
+
+
+def add_describer(parser: argparse.ArgumentParser, map_default: bool = True) -> None:
+    """--device and --max-side (0: the map's resize rule, where there is a map)."""
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N]"
+    )
+    help_ = "longest image side; 0 = the map's (recommended)" if map_default else "longest side"
+    parser.add_argument("--max-side", type=int, default=0 if map_default else 640, help=help_)
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    return ModelConfig(device=args.device, max_side=args.max_side)

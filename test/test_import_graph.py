@@ -1,0 +1,76 @@
+"""The package's import graph reads top-down by pipeline stage (DESIGN §1): a DAG, no package import
+hidden inside a function to dodge a cycle, and no stage reaching up into a later one."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "ros2_netvlad"
+LEAVES = {"config", "geometry", "imaging", "errors", "__init__"}
+# stage → the stages it may import (leaves always allowed)
+ALLOWED = {
+    "leaf": set(),
+    "sources": set(),
+    "model": set(),
+    "maps": {"sources", "model"},
+    "localization": {"sources", "model", "maps"},
+    "evaluation": {"sources", "model", "maps"},
+    "training": {"sources", "model", "evaluation"},
+    "demo": {"sources", "model", "maps", "localization", "evaluation", "training"},
+    "ros": {"sources", "model", "maps", "localization", "evaluation"},
+    "tools": {"sources", "model", "maps", "localization", "evaluation", "training", "demo", "ros"},
+    "entry": set(),
+}
+
+
+def stage(module: str) -> str:
+    parts = module.split(".")[1:]
+    if not parts or (len(parts) == 1 and parts[0] in LEAVES):
+        return "leaf"
+    return parts[0]
+
+
+def imports() -> dict[str, list[tuple[str, bool]]]:
+    """module → [(imported ros2_netvlad module, imported inside a function?)]"""
+    found = defaultdict(list)
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ros2_netvlad"):
+                found[module].append((node.module, node.col_offset > 0))
+    return found
+
+
+def test_no_package_import_is_hidden_in_a_function():
+    hidden = [(m, t) for m, targets in imports().items() for t, local in targets if local]
+    assert not hidden, hidden
+
+
+def test_stages_only_import_earlier_stages():
+    wrong = []
+    for module, targets in imports().items():
+        for target, _ in targets:
+            here, there = stage(module), stage(target)
+            if there not in ("leaf", here) and there not in ALLOWED[here]:
+                wrong.append(f"{module} → {target}")
+    assert not wrong, wrong
+
+
+def test_the_module_graph_has_no_cycle():
+    graph = {m: {t for t, _ in targets} for m, targets in imports().items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            assert state.get(nxt) != 1, f"import cycle: {' → '.join([*path, node, nxt])}"
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [])
