@@ -36,7 +36,7 @@ from ros2_netvlad.model.checkpoints import WeightsError, checkpoint_bytes, finge
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.weights import load
 from ros2_netvlad.ros import conversions, params, topics
-from ros2_netvlad.ros.shutdown import ShutdownSignals
+from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner
 
 
 class LatestFrame:
@@ -363,17 +363,16 @@ class LocalizerNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Runs the node until SIGINT/SIGTERM. Exit codes: 0 after a clean stop, 2 when it refuses to
-    start
-    (one line saying why), 1 when a grown map could not be saved."""
+    start (one line saying why), 1 when a grown map could not be saved."""
     signals = ShutdownSignals("netvlad_localizer").install()
-    node = executor = None
+    node = spinner = None
     code = 0
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = LocalizerNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name="ros_executor", daemon=True)
+        spinner = Spinner(executor)
         signals.running()
         spinner.start()
         signals.wait(alive=spinner.is_alive)  # returns early if a callback crashed the executor
@@ -384,10 +383,10 @@ def main(args: list[str] | None = None) -> int:
         code = 2
     finally:
         signals.running()
-        if node is not None:
+        if node is not None:  # saves while callbacks (e.g. ~/save_map) still run, then stops them
             code = code or (0 if node.close() else 1)
-        if executor is not None:
-            executor.shutdown(timeout_sec=5.0)
+        if spinner is not None:
+            spinner.stop()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from ros2_netvlad.evaluation.replay import ground_truth, header_stamps, score_re
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros.conversions import cloud_to_candidates, stamp_to_ns
 from ros2_netvlad.ros.replay import BagReplayer
+from ros2_netvlad.ros.shutdown import Spinner
 from ros2_netvlad.sources.rosbag import PoseLookup
 
 # the node this tool starts: its own process, in its own domain, at the root namespace
@@ -115,6 +115,7 @@ def replay_evaluate(
     node = start_node(map_dir, image_topic, params, device, max_side, top_k, out / "node.log")
     rclpy.init()
     published, received, tables, priors = {}, {}, {}, {}
+    spinner = None
     try:
         recorder = rclpy.create_node("replay_eval_recorder")
         recorder.create_subscription(
@@ -135,7 +136,7 @@ def replay_evaluate(
         )
         executor = SingleThreadedExecutor()
         executor.add_node(recorder)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner = Spinner(executor)
         spinner.start()
         _wait_ready(node, replayer, recorder, ready_timeout, out / "node.log")
         started = time.monotonic()
@@ -148,6 +149,8 @@ def replay_evaluate(
             node.wait(30)
         except subprocess.TimeoutExpired:
             node.kill()
+        if spinner is not None:
+            spinner.stop()
         rclpy.try_shutdown()
     arguments = {
         "map": map_dir,

@@ -15,6 +15,8 @@ import signal
 import threading
 from typing import Callable
 
+from rclpy.executors import Executor
+
 
 class ShutdownSignals:
     def __init__(self, program: str) -> None:
@@ -60,3 +62,30 @@ class ShutdownSignals:
                 f"[{self.program}] {name} again: already shutting down, saving the map first\n"
             )
         os.write(2, message.encode())  # not logging: a handler may run while a logging lock is held
+
+
+class Spinner:
+    """Spins an executor in a thread until told to stop, then is joined: the executor is shut down
+    only once nothing waits on it (shutting it down under a thread blocked in its wait set aborts
+    the process)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor, self._stop = executor, threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="ros_executor", daemon=True)
+
+    def _spin(self) -> None:
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.1)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10.0)
+        if not self._thread.is_alive():
+            self.executor.shutdown(timeout_sec=5.0)
