@@ -160,9 +160,10 @@ def explicit_resize(config: ModelConfig) -> dict[str, Any]:
     return {k: getattr(config, k) for k in RESIZE_DEFAULTS if getattr(config, k) not in ("auto", 0)}
 
 
-def resize_rule_text(config: ModelConfig) -> str:
+def resize_rule_text(settings: ModelConfig | Mapping[str, Any]) -> str:
     """The resize rule in words, e.g. 'max_side 320' or 'exact 640 480'."""
-    return " ".join(map(str, _resize_rule(dataclasses.asdict(config))))
+    values = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
+    return " ".join(map(str, _resize_rule({**RESIZE_DEFAULTS, **values})))
 
 
 def _resize_rule(settings: Mapping[str, Any]) -> tuple:

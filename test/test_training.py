@@ -22,6 +22,7 @@ from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
 from ros2_netvlad.sources.folders import DatasetError
 from ros2_netvlad.sources.source import source_from_path
+from ros2_netvlad.tools import build_map as build_map_cli
 from ros2_netvlad.tools import train as train_cli
 from ros2_netvlad.training.placesets import PlaceSet, Split, from_sources
 from ros2_netvlad.training.trainer import Trainer, TrainingNet
@@ -262,6 +263,30 @@ def test_cli_trains_on_bags_and_resumes(tmp_path, capsys, caplog):
     resolved = yaml.safe_load((out / "config.yaml").read_text())  # every default, filled in
     assert resolved["train"]["epochs"] == 1 and resolved["train"]["margin"] == 0.1
     assert resolved["arch"]["backbone"] == "efficientnet_lite0"
+    # the checkpoint carries the resize rule it was trained at, and a map built from it follows it
+    assert model.resize_rule["resize"] == "exact" and model.resize_rule["width"] == 128
+    assert (
+        build_map_cli.main(
+            [
+                "--bag",
+                str(db),
+                "--image-topic",
+                TOPIC,
+                "--pose-topic",
+                "/odom",
+                "--weights",
+                str(out / "best.pt"),
+                "--out",
+                str(tmp_path / "map"),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    manifest = json.loads((tmp_path / "map" / "manifest.json").read_text())
+    assert manifest["resize"] == {"resize": "exact", "max_side": 640, "width": 128, "height": 96}
 
     assert cli("--resume", str(out / "last.pt"), *data, "--out", str(out), "--epochs", "2") == 0
     assert "trained 2 epochs" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from ros2_netvlad.config import (
     DatabaseConfig,
     KeyframeConfig,
     ModelConfig,
+    resize_rule_text,
     resolve_resize,
     resolved,
 )
@@ -101,9 +102,17 @@ def build_map(
     start = time.perf_counter()
     distributed = distributed or Distributed()
     counts: Counter = Counter()
-    describer = Describer(
-        model, dataclasses.replace(options.model, device=str(rank_device(options.model.device)))
-    )
+    # The weights' own resize rule (a trained checkpoint records it) unless one is set: another
+    # one is allowed, with a warning, since the images a map describes may differ from training.
+    model_config, warning = resolve_resize(options.model, model.resize_rule, force=True)
+    if warning:
+        log.warning(
+            "describing at %s, but the weights were trained at %s",
+            resize_rule_text(model_config),
+            resize_rule_text(model.resize_rule),
+        )
+    device = str(rank_device(options.model.device))
+    describer = Describer(model, dataclasses.replace(model_config, device=device))
     # The k-means sample is decoded while planning, so a bag is read twice, not three times.
     sample = None
     if options.fit_clusters and distributed.rank == 0:
@@ -123,7 +132,7 @@ def build_map(
         return BuildReport(
             None, len(rows), counts, None, time.perf_counter() - start, describe_seconds, alpha
         )
-    path = _write(out, rows, model, sources, options)
+    path = _write(out, rows, model, sources, dataclasses.replace(options, model=model_config))
     positions = np.array([r[2].position for r in rows])
     extent = (positions.min(0), positions.max(0))
     return BuildReport(

@@ -50,6 +50,7 @@ def checkpoint_bytes(model: PlaceNet, **extra: Any) -> bytes:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "fingerprint": fingerprint(model),
         },
+        **({"resize": model.resize_rule} if model.resize_rule else {}),
         **extra,
     }
     buffer = io.BytesIO()
@@ -110,6 +111,7 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "<memor
     arch = from_dict(ArchConfig, checkpoint["arch"], "arch")
     model = build_model(arch, preprocessing=Preprocessing(**checkpoint["preprocessing"]))
     load_state(model, checkpoint["state_dict"], path)
+    model.resize_rule = checkpoint.get("resize")  # additive: older checkpoints have none
     return model
 
 

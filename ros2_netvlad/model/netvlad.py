@@ -89,6 +89,8 @@ class PlaceNet(nn.Module):
     ) -> None:
         super().__init__()
         self.arch, self.preprocessing, self.feature_dim = arch, preprocessing, feature_dim
+        # the resize rule the weights were trained at (config.RESIZE_DEFAULTS keys), when known
+        self.resize_rule: dict | None = None
         self.normalize = Normalize(preprocessing)
         self.backbone = backbone
         self.pool = NetVLAD(arch.num_clusters, feature_dim)

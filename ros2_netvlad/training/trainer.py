@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ros2_netvlad.config import (
+    RESIZE_DEFAULTS,
     ConfigError,
     ModelConfig,
     TrainConfig,
@@ -137,6 +138,14 @@ class Trainer:
             val.queries.positions, val.database.positions, config.val_threshold
         )
         self.size = (config.width, config.height)
+        trained_at = {"resize": "exact", "width": config.width, "height": config.height}
+        if model.resize_rule and model.resize_rule != trained_at:
+            log.warning(
+                "the start weights were trained at %s; this run trains at %s (train.width/height)",
+                model.resize_rule,
+                trained_at,
+            )
+        model.resize_rule = {**RESIZE_DEFAULTS, **trained_at}  # travels in every checkpoint
         self.loader = ImageLoader(self.size, config.loader_threads)
         self.describer = Describer(
             model,
