@@ -360,7 +360,7 @@ def write_mat(path: Path, root: Path, db: PlaceSet, queries: PlaceSet) -> None:
 
 def test_cli_trains_on_a_pittsburgh_style_mat_and_names_missing_images(tmp_path, capsys, caplog):
     split = world_split(4)
-    write_mat(tmp_path / "train.mat", tmp_path / "images", split.database, split.queries)
+    write_mat(tmp_path / "train.mat", tmp_path / "images", split.references, split.queries)
     out = tmp_path / "run"
     assert (
         cli(

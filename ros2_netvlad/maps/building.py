@@ -123,7 +123,7 @@ def build_map(
             f"no keyframes: {dict(counts)} — check the topics, pose source and tolerance"
         )
     alpha = _fit_clusters(describer, sample, options, distributed) if options.fit_clusters else None
-    mine = plan[distributed.rank :: distributed.world]
+    mine = plan[distributed.rank :: distributed.world_size]
     described_at = time.perf_counter()
     rows = list(_describe(describer, sources, mine, options, counts))
     describe_seconds = time.perf_counter() - described_at

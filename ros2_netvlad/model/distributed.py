@@ -17,7 +17,7 @@ from ros2_netvlad.model.describer import resolve_device
 @dataclass
 class Distributed:
     rank: int = 0
-    world: int = 1
+    world_size: int = 1
 
     @staticmethod
     def from_environment() -> "Distributed":
@@ -33,7 +33,7 @@ class Distributed:
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (any picklable object)."""
-        if self.world == 1:
+        if self.world_size == 1:
             return value
         import torch.distributed as dist
 
@@ -43,7 +43,7 @@ class Distributed:
 
     def broadcast_module(self, module: torch.nn.Module, extra: Any = None) -> Any:
         """Loads rank 0's weights of ``module`` on every rank; returns rank 0's ``extra``."""
-        if self.world == 1:
+        if self.world_size == 1:
             return extra
         state, extra = self.broadcast(({k: v.cpu() for k, v in module.state_dict().items()}, extra))
         module.load_state_dict(state)
@@ -51,27 +51,27 @@ class Distributed:
 
     def gather_to_root(self, value: Any) -> list[Any] | None:
         """Every rank's ``value``, in rank order, on rank 0 (None elsewhere)."""
-        if self.world == 1:
+        if self.world_size == 1:
             return [value]
         import torch.distributed as dist
 
-        values = [None] * self.world if self.rank == 0 else None
+        values = [None] * self.world_size if self.rank == 0 else None
         dist.gather_object(value, values, dst=0)
         return values
 
     def all_gather(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order, on every rank."""
-        if self.world == 1:
+        if self.world_size == 1:
             return [value]
         import torch.distributed as dist
 
-        values: list = [None] * self.world
+        values: list = [None] * self.world_size
         dist.all_gather_object(values, value)
         return values
 
     def all_sum(self, values: torch.Tensor, device: torch.device) -> torch.Tensor:
         """Element-wise sum over ranks (a CPU tensor in, a CPU tensor out)."""
-        if self.world == 1:
+        if self.world_size == 1:
             return values
         import torch.distributed as dist
 
@@ -83,16 +83,16 @@ class Distributed:
         self, local: torch.Tensor, total: int, device: torch.device
     ) -> torch.Tensor:
         """Rows r, r+world, r+2·world, … come from rank r: returns all ``total`` rows in order."""
-        if self.world == 1:
+        if self.world_size == 1:
             return local
         import torch.distributed as dist
 
         comm = self._comm_device(device)
         padded = torch.zeros(
-            math.ceil(total / self.world), *local.shape[1:], dtype=local.dtype, device=comm
+            math.ceil(total / self.world_size), *local.shape[1:], dtype=local.dtype, device=comm
         )
         padded[: len(local)] = local.to(comm)
-        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
         dist.all_gather(parts, padded)
         return torch.stack(parts, dim=1).reshape(-1, *local.shape[1:])[:total]
 

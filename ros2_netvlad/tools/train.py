@@ -132,7 +132,7 @@ def splits(
         val = None
         if args.val_queries:
             val = Split(
-                place_set(args.val_db) if args.val_db else train.database,
+                place_set(args.val_db) if args.val_db else train.references,
                 place_set(args.val_queries),
             )
     if val is None:

@@ -72,18 +72,18 @@ class ImageLoader:
 
 @dataclass
 class Split:
-    """A database and the queries matched against it (training or validation)."""
+    """Reference images and the queries matched against them (training or validation)."""
 
-    database: PlaceSet
+    references: PlaceSet  # the paper's "database": reference images with known positions
     queries: PlaceSet
 
     def triplets(self, positive_radius: float, negative_radius: float) -> TripletSets:
         """Potential positives / non-negatives per query; an image never counts as its own positive
         (when the same traversal is given as database and queries)."""
         sets = triplet_sets(
-            self.queries.positions, self.database.positions, positive_radius, negative_radius
+            self.queries.positions, self.references.positions, positive_radius, negative_radius
         )
-        index = {name: i for i, name in enumerate(self.database.names)}
+        index = {name: i for i, name in enumerate(self.references.names)}
         keep, positives, non_negatives = [], [], []
         for q, pos, non in zip(sets.queries, sets.positives, sets.non_negatives):
             self_id = index.get(self.queries.names[q], -1)
@@ -171,6 +171,6 @@ def from_mat(
         place_set(datasets.mat_images(dataset, root, queries=False)),
         place_set(datasets.mat_images(dataset, root, queries=True)),
     )
-    split.database.check_readable()
+    split.references.check_readable()
     split.queries.check_readable()
     return split

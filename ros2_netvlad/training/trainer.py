@@ -135,7 +135,7 @@ class Trainer:
                 config.positive_radius,
             )
         self.val_correct = within(
-            val.queries.positions, val.database.positions, config.val_threshold
+            val.queries.positions, val.references.positions, config.val_threshold
         )
         self.size = (config.width, config.height)
         trained_at = {"resize": "exact", "width": config.width, "height": config.height}
@@ -169,7 +169,7 @@ class Trainer:
         fits, then every rank takes its result)."""
         alpha = None
         if self.dist.rank == 0:
-            database = self.train_split.database
+            database = self.train_split.references
             picks = np.linspace(
                 0, len(database) - 1, min(self.config.kmeans_images, len(database))
             ).round()
@@ -183,7 +183,7 @@ class Trainer:
         config = self.config
         self.net = TrainingNet(self.model, config.trainable_stages)
         self.ddp = self.net
-        if self.dist.world > 1:
+        if self.dist.world_size > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
@@ -282,8 +282,8 @@ class Trainer:
         for start in range(0, len(order), subset_size):
             subset = order[start : start + subset_size]
             database = self._describe(
-                self.train_split.database,
-                np.arange(len(self.train_split.database)),
+                self.train_split.references,
+                np.arange(len(self.train_split.references)),
                 "caching database",
             )
             queries = self._describe(
@@ -293,7 +293,7 @@ class Trainer:
             learned: dict[int, list[int]] = {}
             for b in range(0, len(subset), config.batch_size):
                 batch = subset[b : b + config.batch_size]
-                mine = batch[self.dist.rank :: self.dist.world]
+                mine = batch[self.dist.rank :: self.dist.world_size]
                 triplets = [
                     self._mine(int(k), queries[row_of[int(k)]], database, epoch, learned)
                     for k in mine
@@ -345,7 +345,7 @@ class Trainer:
         if self.dist.all_sum(torch.tensor([float(len(usable))]), self.device)[0] == 0:
             return 0.0  # no rank has a violating negative: nothing to learn from this batch
         started = time.perf_counter()
-        queries, database = self.train_split.queries, self.train_split.database
+        queries, database = self.train_split.queries, self.train_split.references
         items = [
             pair
             for q, positive, negatives in usable
@@ -376,7 +376,7 @@ class Trainer:
         # DDP averages gradients over ranks: scaling by world/batch makes that the mean over the
         # global batch.
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss * self.dist.world / global_batch).backward()
+        self.scaler.scale(loss * self.dist.world_size / global_batch).backward()
         if self.config.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
@@ -389,12 +389,12 @@ class Trainer:
         """Recall@1/5/10 of the validation queries against the validation database."""
         val = self.val_split
         database = self._describe(
-            val.database, np.arange(len(val.database)), "validation database"
+            val.references, np.arange(len(val.references)), "validation database"
         ).float()
         queries = self._describe(
             val.queries, np.arange(len(val.queries)), "validation queries"
         ).float()
-        k = min(max(RECALL_NS), len(val.database))
+        k = min(max(RECALL_NS), len(val.references))
         top = (
             torch.cat(
                 [
@@ -415,7 +415,7 @@ class Trainer:
         world-th image, then all ranks gather all rows (fp16 on the GPU when it fits, else fp32
         CPU)."""
         started = time.perf_counter()
-        mine = indices[self.dist.rank :: self.dist.world]
+        mine = indices[self.dist.rank :: self.dist.world_size]
         chunks = [
             mine[i : i + self.config.image_batch]
             for i in range(0, len(mine), self.config.image_batch)
@@ -428,7 +428,7 @@ class Trainer:
         for images in prefetch((self.loader(place_set, chunk) for chunk in chunks), depth=2):
             local[row : row + len(images)] = self.describer.describe(images)
             row += len(images)
-            bar.update(len(images) * self.dist.world)
+            bar.update(len(images) * self.dist.world_size)
         bar.close()
         gathered = self.dist.all_gather_strided(torch.from_numpy(local), len(indices), self.device)
         self.timings["describing"] += time.perf_counter() - started
@@ -451,7 +451,7 @@ class Trainer:
         negatives
         are database indices)."""
         digest = hashlib.sha256()
-        for place_set in (self.train_split.database, self.train_split.queries):
+        for place_set in (self.train_split.references, self.train_split.queries):
             digest.update(f"{len(place_set)}\n".encode())
             for name in place_set.names:
                 digest.update(name.encode() + b"\n")
