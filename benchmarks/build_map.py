@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
+from ros2_netvlad.config import ArchConfig, DescriberConfig, KeyframeConfig
 from ros2_netvlad.demo import messages, world
 from ros2_netvlad.geometry import Pose
 from ros2_netvlad.maps.building import BuildOptions, build_map
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config = ModelConfig(device=args.device, max_side=640, batch_size=8)
+    config = DescriberConfig(device=args.device, max_side=640, batch_size=8)
     model = build_model(ArchConfig(args.backbone, 64))
     with tempfile.TemporaryDirectory() as tmp:
         bag = Path(tmp) / "bag"

@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ros2_netvlad.config import BACKBONES, ArchConfig, ModelConfig
+from ros2_netvlad.config import BACKBONES, ArchConfig, DescriberConfig
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.netvlad import build_model
 
@@ -60,7 +60,7 @@ def bench_backbones(device: str, repeats: int, batches: list[int]) -> None:
             for precision in ("fp32", reduced):
                 if precision == "bf16" and slow_bf16 and batch > 1:
                     continue
-                config = ModelConfig(
+                config = DescriberConfig(
                     device=device, precision=precision, resize="none", batch_size=batch
                 )
                 describer = Describer(model, config)
@@ -120,7 +120,9 @@ def bench_peer(device: str, repeats: int, batches: list[int]) -> None:
         for precision in ("fp32",) + (("fp16",) if device.startswith("cuda") else ()):
             describer = Describer(
                 ours,
-                ModelConfig(device=device, precision=precision, resize="none", batch_size=batch),
+                DescriberConfig(
+                    device=device, precision=precision, resize="none", batch_size=batch
+                ),
             )
             seconds = timed(lambda: describer.describe(x), repeats)
             diff = np.abs(describer.describe(x) - want).max()

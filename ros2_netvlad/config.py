@@ -77,8 +77,9 @@ RESIZE_DEFAULTS = {"resize": "max_side", "max_side": 640, "width": 640, "height"
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """How descriptors are computed at run time (which weights, where, at what size)."""
+class DescriberConfig:
+    """How the Describer computes descriptors (which weights, where, at what size): the ``model``
+    section of YAML files and the node's ``model.*`` parameters."""
 
     weights: str = field(
         default="",
@@ -155,12 +156,12 @@ class ModelConfig:
         _check(self.threads >= 0, "model.threads", f"must be >= 0, got {self.threads}")
 
 
-def explicit_resize(config: ModelConfig) -> dict[str, Any]:
+def explicit_resize(config: DescriberConfig) -> dict[str, Any]:
     """The resize rule a config asks for explicitly: only the fields it sets (not auto / 0)."""
     return {k: getattr(config, k) for k in RESIZE_DEFAULTS if getattr(config, k) not in ("auto", 0)}
 
 
-def resize_rule_text(settings: ModelConfig | Mapping[str, Any]) -> str:
+def resize_rule_text(settings: DescriberConfig | Mapping[str, Any]) -> str:
     """The resize rule in words, e.g. 'max_side 320' or 'exact 640 480'."""
     values = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
     return " ".join(map(str, _resize_rule({**RESIZE_DEFAULTS, **values})))
@@ -175,8 +176,8 @@ def _resize_rule(settings: Mapping[str, Any]) -> tuple:
 
 
 def resolve_resize(
-    config: ModelConfig, recorded: Mapping[str, Any] | None = None, force: bool = False
-) -> tuple[ModelConfig, str]:
+    config: DescriberConfig, recorded: Mapping[str, Any] | None = None, force: bool = False
+) -> tuple[DescriberConfig, str]:
     """Concrete describe settings for describing images against a map whose build recorded
     ``recorded`` (None for a new map or one built before maps carried them): explicit settings win,
     auto / 0 take the map's, then RESIZE_DEFAULTS. An explicit rule that differs from the map's

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ros2_netvlad.config import ArchConfig, ModelConfig
+from ros2_netvlad.config import ArchConfig, DescriberConfig
 from ros2_netvlad.model.clustering import (
     ASSIGNMENT_RATIO,
     assignment_alpha,
@@ -32,7 +32,7 @@ def test_kmeans_needs_enough_features():
 
 def test_initialization_on_real_photos(photos):
     model = build_model(ArchConfig("efficientnet_lite0", num_clusters=8), pretrained=True)
-    describer = Describer(model, ModelConfig(device="cpu", max_side=160))
+    describer = Describer(model, DescriberConfig(device="cpu", max_side=160))
     images = list(photos.values())
     alpha = initialize_netvlad(describer, images, per_image=200)
     features = sample_local_features(describer, images, per_image=200)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import random_vgg_model
-from ros2_netvlad.config import ConfigError, ModelConfig
+from ros2_netvlad.config import ConfigError, DescriberConfig
 from ros2_netvlad.errors import DeviceError
 from ros2_netvlad.model.describer import Describer, describe_all
 
-CPU = ModelConfig(device="cpu", max_side=96)
+CPU = DescriberConfig(device="cpu", max_side=96)
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +95,12 @@ def test_device_and_precision_errors():
 
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="CUDA is not available"):
-            Describer(random_vgg_model(), ModelConfig(device="cuda"))
+            Describer(random_vgg_model(), DescriberConfig(device="cuda"))
     with pytest.raises(
         DeviceError, match="model.device is 'cuda:99'"
     ):  # here and on any GPU machine
-        Describer(random_vgg_model(), ModelConfig(device="cuda:99"))
+        Describer(random_vgg_model(), DescriberConfig(device="cuda:99"))
     with pytest.raises(DeviceError, match="fp16 needs a CUDA device"):
-        Describer(random_vgg_model(), ModelConfig(device="cpu", precision="fp16"))
+        Describer(random_vgg_model(), DescriberConfig(device="cpu", precision="fp16"))
     with pytest.raises(ConfigError, match="model.precision"):
-        ModelConfig(precision="int8")
+        DescriberConfig(precision="int8")

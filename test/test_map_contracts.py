@@ -11,7 +11,7 @@ import yaml
 
 from ros2_netvlad.config import (
     ConfigError,
-    ModelConfig,
+    DescriberConfig,
     resolve_resize,
 )
 from ros2_netvlad.demo import messages, world
@@ -30,16 +30,16 @@ def position(index: int) -> np.ndarray:
 
 def test_resolve_describe_follows_the_map_and_refuses_a_different_rule():
     recorded = {"resize": "max_side", "max_side": 320, "width": 640, "height": 480}
-    assert resolve_resize(ModelConfig(), recorded)[0].max_side == 320  # auto / 0 → the map's
-    assert resolve_resize(ModelConfig(max_side=320), recorded)[0].max_side == 320
-    assert resolve_resize(ModelConfig(width=800), recorded)[0].max_side == 320  # unused field
+    assert resolve_resize(DescriberConfig(), recorded)[0].max_side == 320  # auto / 0 → the map's
+    assert resolve_resize(DescriberConfig(max_side=320), recorded)[0].max_side == 320
+    assert resolve_resize(DescriberConfig(width=800), recorded)[0].max_side == 320  # unused field
     with pytest.raises(ConfigError, match="max_side 640 differs from the map's max_side 320"):
-        resolve_resize(ModelConfig(max_side=640), recorded)
+        resolve_resize(DescriberConfig(max_side=640), recorded)
     with pytest.raises(ConfigError, match="exact 640 480 differs"):
-        resolve_resize(ModelConfig(resize="exact"), recorded)
-    forced, warning = resolve_resize(ModelConfig(max_side=640), recorded, force=True)
+        resolve_resize(DescriberConfig(resize="exact"), recorded)
+    forced, warning = resolve_resize(DescriberConfig(max_side=640), recorded, force=True)
     assert forced.max_side == 640 and "forced" in warning
-    assert resolve_resize(ModelConfig(), None)[0].max_side == 640  # old maps: the defaults
+    assert resolve_resize(DescriberConfig(), None)[0].max_side == 640  # old maps: the defaults
 
 
 def enu_to_fix(position: np.ndarray) -> tuple[float, float, float]:
@@ -82,7 +82,7 @@ def test_map_records_its_resize_rule_and_gnss_origin(gnss_map):
     assert build["model"]["max_side"] == 160 and build["keyframes"]["min_distance"] == 0.0
     assert build["database"]["index"] == "Flat" and build["fit_clusters"] is True
     database = MapDatabase.load(gnss_map / "map")
-    assert database.resize_config(ModelConfig()).max_side == 160
+    assert database.resize_config(DescriberConfig()).max_side == 160
 
 
 def test_queries_with_a_far_first_fix_are_placed_around_the_map_origin(gnss_map, tmp_path, capsys):

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ros2_netvlad.config import LocalizerConfig, ModelConfig
+from ros2_netvlad.config import DescriberConfig, LocalizerConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.localization.localizer import Localizer
 from ros2_netvlad.maps.database import MapDatabase
@@ -59,7 +59,7 @@ def test_map_from_bag_localizes_revisits(bags, tmp_path, capsys):
     db = MapDatabase.load(tmp_path / "map")
     model = load(tmp_path / "map" / "model.pt")
     assert db.fingerprint == fingerprint(model) and len(db) == 12
-    describer = Describer(model, ModelConfig(device="cpu"))
+    describer = Describer(model, DescriberConfig(device="cpu"))
     localizer = Localizer(db, LocalizerConfig(top_k=1))
     from ros2_netvlad.sources.rosbag import PoseLookup, frames
 

@@ -11,7 +11,7 @@ import torchvision
 from patchnetvlad.models import models_generic as peer
 from torch import nn
 
-from ros2_netvlad.config import ModelConfig
+from ros2_netvlad.config import DescriberConfig
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.weights import load
 
@@ -55,7 +55,7 @@ def photo():
 
 
 def ours(path, image: np.ndarray, **kwargs) -> np.ndarray:
-    return Describer(load(path, **kwargs), ModelConfig(resize="none", device="cpu"))(image)
+    return Describer(load(path, **kwargs), DescriberConfig(resize="none", device="cpu"))(image)
 
 
 def test_patch_netvlad_checkpoint_with_wpca(tmp_path, photo):

@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from conftest import random_vgg_model
-from ros2_netvlad.config import ModelConfig
+from ros2_netvlad.config import DescriberConfig
 from ros2_netvlad.model import checkpoints
 from ros2_netvlad.model.checkpoints import WeightsError, fingerprint, save
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.preprocessing import Preprocessing
 from ros2_netvlad.model.weights import load
 
-CPU = ModelConfig(resize="none", device="cpu")
+CPU = DescriberConfig(resize="none", device="cpu")
 
 
 def small_photo(photos):

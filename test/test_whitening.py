@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import random_vgg_model
-from ros2_netvlad.config import ModelConfig
+from ros2_netvlad.config import DescriberConfig
 from ros2_netvlad.model.checkpoints import save
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.weights import load
@@ -38,7 +38,7 @@ def test_whitening_layer_equals_faiss_transform_plus_l2():
 
 def test_whitening_round_trips_through_a_checkpoint(tmp_path, photos):
     model = random_vgg_model(num_clusters=4)
-    describer = Describer(model, ModelConfig(device="cpu", max_side=64))
+    describer = Describer(model, DescriberConfig(device="cpu", max_side=64))
     images = [np.ascontiguousarray(p[::8, ::8]) for p in photos.values()] * 3
     pooled = pooled_descriptors(model, describer, images)
     assert pooled.shape == (12, 4 * 512)
@@ -50,7 +50,7 @@ def test_whitening_round_trips_through_a_checkpoint(tmp_path, photos):
     loaded = load(path)
     assert loaded.arch.whiten_dim == 6 and loaded.output_dim == 6
     np.testing.assert_allclose(
-        Describer(loaded, ModelConfig(device="cpu", max_side=64))(images),
+        Describer(loaded, DescriberConfig(device="cpu", max_side=64))(images),
         describer(images),
         atol=1e-5,
     )

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from ros2_netvlad.config import ArchConfig, KeyframeConfig, ModelConfig
+from ros2_netvlad.config import ArchConfig, DescriberConfig, KeyframeConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.evaluation.offline import bag_queries, evaluate
 from ros2_netvlad.maps.building import BuildOptions, build_map
@@ -68,7 +68,7 @@ def map_of_bag(
     so."""
     model = build_model(ArchConfig(backbone, num_clusters), pretrained=pretrained)
     options = BuildOptions(
-        model=ModelConfig(device=device, max_side=max_side),
+        model=DescriberConfig(device=device, max_side=max_side),
         keyframes=KeyframeConfig(min_distance=min_distance),
         fit_clusters=True,
         store_images=store_images,

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ros2_netvlad.config import ModelConfig, write_resolved_config
+from ros2_netvlad.config import DescriberConfig, write_resolved_config
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.evaluation.metrics import retrieval_metrics
 from ros2_netvlad.evaluation.report import write_report
@@ -54,7 +54,7 @@ def evaluate(
     queries: Iterator[QueryFrame],
     out: Path,
     threshold: float = 25.0,
-    model_config: ModelConfig = ModelConfig(),
+    model_config: DescriberConfig = DescriberConfig(),
     top_n: int = 20,
     weights: str = "",
     progress: bool = True,

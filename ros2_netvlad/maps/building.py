@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from ros2_netvlad.config import (
     DatabaseConfig,
+    DescriberConfig,
     KeyframeConfig,
-    ModelConfig,
     resize_rule_text,
     resolve_resize,
     resolved,
@@ -82,7 +82,7 @@ class BuildReport:
 
 @dataclass(frozen=True)
 class BuildOptions:
-    model: ModelConfig = ModelConfig()
+    model: DescriberConfig = DescriberConfig()
     database: DatabaseConfig = DatabaseConfig()
     keyframes: KeyframeConfig = KeyframeConfig()
     fit_clusters: bool = False  # k-means NetVLAD centroids on the map's own keyframes

@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from ros2_netvlad import __version__
-from ros2_netvlad.config import RESIZE_DEFAULTS, DatabaseConfig, ModelConfig, resolve_resize
+from ros2_netvlad.config import RESIZE_DEFAULTS, DatabaseConfig, DescriberConfig, resolve_resize
 from ros2_netvlad.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -172,11 +172,11 @@ class MapDatabase:
         return int(self.manifest["descriptor_dim"])
 
     # --- what shapes descriptors and distances, carried by the map ------------------------------
-    def record_resize(self, config: ModelConfig) -> None:
+    def record_resize(self, config: DescriberConfig) -> None:
         """Stores the resize rule the map's descriptors were made with (additive manifest key)."""
         self.manifest["resize"] = {k: getattr(config, k) for k in RESIZE_DEFAULTS}
 
-    def resize_config(self, config: ModelConfig, force: bool = False) -> ModelConfig:
+    def resize_config(self, config: DescriberConfig, force: bool = False) -> DescriberConfig:
         """``config`` with auto / 0 taken from this map's recorded resize rule; an explicit rule
         that differs is refused (ConfigError), or only warned about with ``force``."""
         resolved, warning = resolve_resize(config, self.manifest.get("resize"), force)

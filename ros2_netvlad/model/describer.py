@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ros2_netvlad.config import ModelConfig, resolve_resize
+from ros2_netvlad.config import DescriberConfig, resolve_resize
 from ros2_netvlad.errors import DeviceError, InputError
 from ros2_netvlad.imaging import resize
 from ros2_netvlad.model.netvlad import PlaceNet
@@ -76,7 +76,7 @@ class Describer:
     array or a list of images (sizes may differ).
     """
 
-    def __init__(self, model: PlaceNet, config: ModelConfig = ModelConfig()) -> None:
+    def __init__(self, model: PlaceNet, config: DescriberConfig = DescriberConfig()) -> None:
         self.config, _ = resolve_resize(config)  # auto / 0 → the defaults (callers with a map
         config = self.config  # resolve against the map's recorded settings first)
         self.device = resolve_device(config.device)

@@ -13,16 +13,16 @@ from rclpy.node import Node
 from ros2_netvlad.config import (
     ConfigError,
     DatabaseConfig,
+    DescriberConfig,
     KeyframeConfig,
     LocalizerConfig,
-    ModelConfig,
     NodeConfig,
     from_dict,
 )
 
 SECTIONS: dict[str, type] = {
     "node": NodeConfig,
-    "model": ModelConfig,
+    "model": DescriberConfig,
     "database": DatabaseConfig,
     "localizer": LocalizerConfig,
     "keyframes": KeyframeConfig,

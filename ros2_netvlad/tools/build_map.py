@@ -12,8 +12,8 @@ from ros2_netvlad.config import (
     BACKBONES,
     ArchConfig,
     DatabaseConfig,
+    DescriberConfig,
     KeyframeConfig,
-    ModelConfig,
     load_yaml_section,
 )
 from ros2_netvlad.errors import edge
@@ -71,7 +71,7 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     return BuildOptions(
-        model=section("model", ModelConfig, {"device": args.device}),
+        model=section("model", DescriberConfig, {"device": args.device}),
         database=section(
             "database", DatabaseConfig, {"index": args.index, "fp16": args.fp16 or None}
         ),

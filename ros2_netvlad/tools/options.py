@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ros2_netvlad.config import ModelConfig
+from ros2_netvlad.config import DescriberConfig
 from ros2_netvlad.sources.rosbag import PoseLookup
 
 
@@ -47,5 +47,5 @@ def add_describer(parser: argparse.ArgumentParser, map_default: bool = True) -> 
     parser.add_argument("--max-side", type=int, default=0 if map_default else 640, help=help_)
 
 
-def model_config(args: argparse.Namespace) -> ModelConfig:
-    return ModelConfig(device=args.device, max_side=args.max_side)
+def model_config(args: argparse.Namespace) -> DescriberConfig:
+    return DescriberConfig(device=args.device, max_side=args.max_side)

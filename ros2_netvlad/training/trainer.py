@@ -36,7 +36,7 @@ from tqdm import tqdm
 from ros2_netvlad.config import (
     RESIZE_DEFAULTS,
     ConfigError,
-    ModelConfig,
+    DescriberConfig,
     TrainConfig,
     from_dict,
     write_resolved_config,
@@ -149,7 +149,7 @@ class Trainer:
         self.loader = ImageLoader(self.size, config.loader_threads)
         self.describer = Describer(
             model,
-            ModelConfig(
+            DescriberConfig(
                 device=str(self.device),
                 precision="auto" if self.amp else "fp32",
                 resize="exact",
