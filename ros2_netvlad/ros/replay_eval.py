@@ -107,91 +107,79 @@ def replay_evaluate(
     top_k: int = 20,
     ready_timeout: float = 180.0,
 ) -> dict:
-
+    """Replays ``bag`` through a node of its own on ``map_dir`` and scores what it published."""
+    arguments = dict(locals())  # the call as given, for config.yaml
     out.mkdir(parents=True, exist_ok=True)
-    database = MapDatabase.load(map_dir)
     truth = ground_truth(bag, image_topic, poses)
-    stamps_by_log_time = header_stamps(bag, image_topic)
     node = start_node(map_dir, image_topic, params, device, max_side, top_k, out / "node.log")
-    rclpy.init()
-    published, received, tables, priors = {}, {}, {}, {}
-    spinner = None
+    recording = Recording(header_stamps(bag, image_topic))
     try:
-        recorder = rclpy.create_node("replay_eval_recorder")
-        recorder.create_subscription(
-            PointCloud2,
-            f"{NODE}/loop_closures",
-            lambda m: _record(m, received, tables, cloud_to_candidates),
-            1000,
-        )
-        recorder.create_subscription(
-            PoseWithCovarianceStamped,
-            f"{NODE}/pose_prior",
-            lambda m: priors.setdefault(_key(m), _prior_arrays(m)),
-            1000,
-        )
-        replayer = BagReplayer(bag, [image_topic], rate=rate)
-        replayer.on_publish = lambda t: published.setdefault(
-            stamps_by_log_time[t], time.monotonic()
-        )
-        executor = SingleThreadedExecutor()
-        executor.add_node(recorder)
-        spinner = Spinner(executor)
-        spinner.start()
-        _wait_ready(node, replayer, recorder, ready_timeout, out / "node.log")
-        started = time.monotonic()
-        replayer.play()
-        _drain(received, published, node)
-        duration = time.monotonic() - started
+        duration = _replay(node, recording, bag, image_topic, rate, ready_timeout, out / "node.log")
     finally:
         node.send_signal(2)
         try:
             node.wait(30)
         except subprocess.TimeoutExpired:
             node.kill()
+    write_resolved_config(out, arguments=arguments, node=node_parameters(params))
+    positions = MapDatabase.load(map_dir).positions()
+    return score_replay(positions, truth, *recording.tables(), duration, threshold, out, bag.name)
+
+
+class Recording:
+    """What the replay published and the node answered, keyed by image header stamp."""
+
+    def __init__(self, stamps_by_log_time: dict[int, int]) -> None:
+        self._stamps = stamps_by_log_time
+        self.published, self.received, self.candidates, self.priors = {}, {}, {}, {}
+
+    def on_publish(self, log_time: int) -> None:
+        self.published.setdefault(self._stamps[log_time], time.monotonic())
+
+    def on_candidates(self, msg: PointCloud2) -> None:
+        key = stamp_to_ns(msg.header.stamp)
+        self.received.setdefault(key, time.monotonic())
+        self.candidates.setdefault(key, cloud_to_candidates(msg).copy())
+
+    def on_prior(self, msg: PoseWithCovarianceStamped) -> None:
+        self.priors.setdefault(stamp_to_ns(msg.header.stamp), _prior_arrays(msg))
+
+    def tables(self) -> tuple[dict, dict, dict, dict]:
+        return self.published, self.received, self.candidates, self.priors
+
+
+def _replay(node, recording: Recording, bag, image_topic, rate, ready_timeout, log) -> float:
+    """Plays the bag once the node is up, waits for its last answers; returns the play time."""
+    rclpy.init()
+    spinner = None
+    try:
+        recorder = rclpy.create_node("replay_eval_recorder")
+        recorder.create_subscription(
+            PointCloud2, f"{NODE}/loop_closures", recording.on_candidates, 1000
+        )
+        recorder.create_subscription(
+            PoseWithCovarianceStamped, f"{NODE}/pose_prior", recording.on_prior, 1000
+        )
+        replayer = BagReplayer(bag, [image_topic], rate=rate)
+        replayer.on_publish = recording.on_publish
+        executor = SingleThreadedExecutor()
+        executor.add_node(recorder)
+        spinner = Spinner(executor)
+        spinner.start()
+        _wait_ready(node, replayer, recorder, ready_timeout, log)
+        started = time.monotonic()
+        replayer.play()
+        _drain(recording.received, recording.published, node)
+        return time.monotonic() - started
+    finally:
         if spinner is not None:
             spinner.stop()
         rclpy.try_shutdown()
-    arguments = {
-        "map": map_dir,
-        "bag": bag,
-        "image_topic": image_topic,
-        "poses": poses,
-        "rate": rate,
-        "threshold": threshold,
-        "params": params,
-        "device": device,
-        "max_side": max_side,
-        "top_k": top_k,
-    }
-    write_resolved_config(out, arguments=arguments, node=node_parameters(params))
-    return score_replay(
-        database.positions(),
-        truth,
-        published,
-        received,
-        tables,
-        priors,
-        duration,
-        threshold,
-        out,
-        bag.name,
-    )
 
 
 def _prior_arrays(msg: PoseWithCovarianceStamped) -> tuple[np.ndarray, np.ndarray]:
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
     return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
-
-
-def _key(msg) -> int:
-    return stamp_to_ns(msg.header.stamp)
-
-
-def _record(msg, received, tables, decode) -> None:
-    key = _key(msg)
-    received.setdefault(key, time.monotonic())
-    tables.setdefault(key, decode(msg).copy())
 
 
 def _wait_ready(node, replayer, recorder, timeout: float, log: Path) -> None:
