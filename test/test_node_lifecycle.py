@@ -20,6 +20,7 @@ from sensor_msgs.msg import CompressedImage
 from nodeutil import PLACES, Client, drive, publish_odometry, query_view
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros import params
+from ros2_netvlad.ros import shutdown as shutdown_module
 from ros2_netvlad.ros.conversions import ns_to_stamp, rgb_to_compressed
 from ros2_netvlad.ros.node import LocalizerNode
 from ros2_netvlad.ros.shutdown import ShutdownSignals
@@ -316,4 +317,22 @@ def test_a_signal_while_starting_is_remembered_even_if_its_interrupt_is_swallowe
     signals.running()
     signals.wait(alive=lambda: True)  # returns at once: the node shuts down as soon as it is up
     signals._on_signal(signal.SIGINT, None)  # once running: acknowledged, never raised
-    assert signals.requested.is_set()
+    assert signals.requested
+
+
+def test_a_signal_inside_the_signal_handler_finishes(monkeypatch):
+    """Two Ctrl-C at once: the second handler runs inside the first. The handlers take no lock
+    (an Event.set there once deadlocked the node), so both finish and the shutdown proceeds."""
+    signals = ShutdownSignals("test")
+    signals.running()
+    written = []
+
+    def write(fd, data):  # the second SIGINT lands while the first handler is still running
+        written.append(data)
+        if len(written) == 1:
+            signals._on_signal(signal.SIGINT, None)
+        return len(data)
+
+    monkeypatch.setattr(shutdown_module.os, "write", write)
+    signals._on_signal(signal.SIGINT, None)
+    assert signals.requested and len(written) == 2

@@ -13,15 +13,21 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Callable
 
 from rclpy.executors import Executor
 
 
 class ShutdownSignals:
+    """The handlers only set a flag and write to stderr: a handler runs on the main thread between
+    two bytecodes, possibly inside another handler (two Ctrl-C at once), so it must never take a
+    lock — an ``Event.set`` there deadlocked the node when a second SIGINT arrived inside the
+    first one's ``set``."""
+
     def __init__(self, program: str) -> None:
         self.program = program
-        self.requested = threading.Event()
+        self.requested = False
         self._running = False
 
     def install(self) -> "ShutdownSignals":
@@ -43,16 +49,16 @@ class ShutdownSignals:
         self._running = True
 
     def wait(self, alive: Callable[[], bool], poll: float = 0.25) -> None:
-        """Blocks until a shutdown is requested or ``alive()`` turns false. Polls, because a signal
-        delivered to another thread wakes the main thread only at its next timeout."""
-        while alive() and not self.requested.wait(poll):
-            pass
+        """Blocks until a shutdown is requested or ``alive()`` turns false (polled: no lock that a
+        handler could need is ever held here)."""
+        while alive() and not self.requested:
+            time.sleep(poll)  # a signal interrupts the sleep and runs its handler at once
         # whatever ended the wait, signals from here on must not interrupt the shutdown
         self.running()
 
     def _on_signal(self, number: int, _frame) -> None:
-        already = self.requested.is_set()
-        self.requested.set()  # also while starting: an interrupt raised in code that swallows
+        already = self.requested
+        self.requested = True  # also while starting: an interrupt raised in code that swallows
         if not self._running:  # exceptions (a __del__, a callback) must still stop the node once up
             raise KeyboardInterrupt
         name = signal.Signals(number).name
