@@ -22,9 +22,10 @@ import time
 import numpy as np
 import torch
 
-from ros2_netvlad.config import ArchConfig, TrainConfig
+from ros2_netvlad.config import ArchConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.training.config import TrainConfig
 from ros2_netvlad.training.mining import best_positive, hard_negatives
 from ros2_netvlad.training.placesets import PlaceSet, Split
 from ros2_netvlad.training.trainer import Trainer

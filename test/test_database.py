@@ -154,12 +154,12 @@ def test_save_killed_midway_leaves_the_previous_map(database, tmp_path):
         from ros2_netvlad.maps import database as d
         db = d.MapDatabase.load({str(path)!r})
         db.add(np.eye(32, dtype=np.float32)[:5], [d.Entry(1, "map", (0, 0, 0))] * 5)
-        real = d._fsync_dir
+        real = d.fsync_dir
         def stall(p):
             real(p)
             print("written", flush=True)
             time.sleep(60)
-        d._fsync_dir = stall
+        d.fsync_dir = stall
         db.save({str(path)!r})
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

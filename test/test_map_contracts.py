@@ -9,14 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from ros2_netvlad.config import (
-    ConfigError,
-    DescriberConfig,
-    resolve_resize,
-)
+from ros2_netvlad.config import ConfigError, DescriberConfig
 from ros2_netvlad.demo import messages, world
 from ros2_netvlad.demo.run import map_of_bag
 from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.resize import resolve_resize
 from ros2_netvlad.sources.rosbag import BagWriter
 from ros2_netvlad.tools import evaluate
 

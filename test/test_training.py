@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from conftest import random_vgg_model
-from ros2_netvlad.config import ArchConfig, ConfigError, TrainConfig
+from ros2_netvlad.config import ArchConfig, ConfigError
 from ros2_netvlad.demo import world
 from ros2_netvlad.model.checkpoints import read_checkpoint
 from ros2_netvlad.model.netvlad import build_model
@@ -24,8 +24,10 @@ from ros2_netvlad.sources.folders import DatasetError
 from ros2_netvlad.sources.source import source_from_path
 from ros2_netvlad.tools import build_map as build_map_cli
 from ros2_netvlad.tools import train as train_cli
+from ros2_netvlad.training.config import TrainConfig
+from ros2_netvlad.training.net import TrainingNet
 from ros2_netvlad.training.placesets import PlaceSet, Split, from_sources
-from ros2_netvlad.training.trainer import Trainer, TrainingNet
+from ros2_netvlad.training.trainer import Trainer
 
 SMALL = (128, 96)
 TOPIC = "/camera/image_raw/compressed"
@@ -155,7 +157,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     )
     first.initialize_clusters()
     first.fit()
-    from ros2_netvlad.training.trainer import read_training_checkpoint
+    from ros2_netvlad.training.runs import read_training_checkpoint
 
     model, saved, checkpoint = read_training_checkpoint(tmp_path / "cut" / "last.pt")
     assert saved.epochs == 1 and checkpoint["train_state"]["remembered"]
@@ -480,7 +482,8 @@ def test_folder_sources_with_poses_csv_and_self_matches_excluded(tmp_path):
 
 
 def test_shipped_train_yaml_states_the_defaults():
-    from ros2_netvlad.config import KeyframeConfig, load_yaml_section
+    from ros2_netvlad.config import KeyframeConfig
+    from ros2_netvlad.config_files import load_yaml_section
 
     path = Path(__file__).parents[1] / "config" / "train.yaml"
     assert load_yaml_section(path, "train", TrainConfig) == TrainConfig()

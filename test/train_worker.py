@@ -6,10 +6,11 @@ from pathlib import Path
 
 import torch
 
-from ros2_netvlad.config import ArchConfig, TrainConfig
+from ros2_netvlad.config import ArchConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.model.distributed import Distributed
 from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.training.config import TrainConfig
 from ros2_netvlad.training.placesets import Split
 from ros2_netvlad.training.trainer import Trainer
 

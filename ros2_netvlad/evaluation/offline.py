@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ros2_netvlad.config import DescriberConfig, write_resolved_config
+from ros2_netvlad.config import DescriberConfig
+from ros2_netvlad.config_files import write_resolved_config
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.evaluation.metrics import retrieval_metrics
 from ros2_netvlad.evaluation.report import write_report

@@ -18,14 +18,8 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from ros2_netvlad.config import (
-    DatabaseConfig,
-    DescriberConfig,
-    KeyframeConfig,
-    resize_rule_text,
-    resolve_resize,
-    resolved,
-)
+from ros2_netvlad.config import DatabaseConfig, DescriberConfig, KeyframeConfig
+from ros2_netvlad.config_files import resolved
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.imaging import rgb_to_jpeg
 from ros2_netvlad.maps.database import Entry, MapDatabase
@@ -34,6 +28,7 @@ from ros2_netvlad.model.clustering import initialize_netvlad
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.distributed import Distributed, rank_device
 from ros2_netvlad.model.netvlad import PlaceNet
+from ros2_netvlad.resize import resize_rule_text, resolve_resize
 from ros2_netvlad.sources.prefetch import prefetch
 from ros2_netvlad.sources.rosbag import Frame
 from ros2_netvlad.sources.source import (

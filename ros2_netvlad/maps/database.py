@@ -8,10 +8,8 @@ while the map is open; each ``add`` is one transaction.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import time
@@ -24,31 +22,25 @@ import faiss
 import numpy as np
 
 from ros2_netvlad import __version__
-from ros2_netvlad.config import RESIZE_DEFAULTS, DatabaseConfig, DescriberConfig, resolve_resize
-from ros2_netvlad.errors import InputError
+from ros2_netvlad.config import DatabaseConfig, DescriberConfig
+from ros2_netvlad.maps.storage import (
+    ENTRIES,
+    FORMAT_VERSION,
+    INDEX,
+    MANIFEST,
+    MODEL,
+    SCHEMA,
+    MapError,
+    fsync_dir,
+    read_entries,
+    read_index,
+    read_manifest,
+    recover,
+    swap_into_place,
+)
+from ros2_netvlad.resize import RESIZE_DEFAULTS, resolve_resize
 
 log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-MANIFEST, INDEX, ENTRIES, MODEL = "manifest.json", "index.faiss", "entries.sqlite", "model.pt"
-
-SCHEMA = """
-CREATE TABLE entries (
-    id INTEGER PRIMARY KEY,          -- = faiss id
-    stamp_ns INTEGER NOT NULL,
-    frame_id TEXT NOT NULL,
-    x REAL NOT NULL, y REAL NOT NULL, z REAL NOT NULL,
-    qx REAL NOT NULL, qy REAL NOT NULL, qz REAL NOT NULL, qw REAL NOT NULL,
-    covariance BLOB,                 -- 36 float64 (row-major 6x6), optional
-    latitude REAL, longitude REAL, altitude REAL,
-    source TEXT NOT NULL             -- bag + topic, or image file
-);
-CREATE TABLE images (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);  -- optional, for verification
-"""
-
-
-class MapError(InputError):
-    """A map cannot be created, loaded or extended; the message names the file or the field."""
 
 
 @dataclass(frozen=True)
@@ -142,10 +134,10 @@ class MapDatabase:
         config: DatabaseConfig = DatabaseConfig(),
     ) -> "MapDatabase":
         """Opens a map. A non-empty ``fingerprint`` must match the map's unless ``force``."""
-        path = _recover(Path(path))
-        manifest = _read_manifest(path)
-        index = _read_index(path / INDEX)
-        entries = _read_entries(path / ENTRIES)
+        path = recover(Path(path))
+        manifest = read_manifest(path)
+        index = read_index(path / INDEX)
+        entries = read_entries(path / ENTRIES)
         count = entries.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         if not (index.ntotal == count == manifest["count"]):
             raise MapError(
@@ -301,8 +293,8 @@ class MapDatabase:
             if self.model_bytes is not None:
                 (tmp / MODEL).write_bytes(self.model_bytes)
             (tmp / MANIFEST).write_text(json.dumps({**self.manifest, "count": len(self)}, indent=2))
-            _fsync_dir(tmp)
-            _swap_into_place(tmp, path)
+            fsync_dir(tmp)
+            swap_into_place(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -396,105 +388,3 @@ def _to_device(index: faiss.Index, config: DatabaseConfig) -> faiss.Index:
         log.info("map index moved to %d GPU(s)", gpus)
         return faiss.index_cpu_to_all_gpus(index)
     return index
-
-
-def map_geo_origin(path: str | Path) -> tuple[float, float, float] | None:
-    """The GNSS origin of a map directory (None when its poses are not from GNSS), read from its
-    manifest alone: query sets must place their fixes around it, not around their own first fix."""
-    origin = _read_manifest(Path(path)).get("geo_origin")
-    return tuple(float(v) for v in origin) if origin else None
-
-
-def _read_manifest(path: Path) -> dict:
-    if not path.is_dir():
-        raise MapError(f"map directory not found: {path}")
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise MapError(f"{path}: missing {MANIFEST}; not a map directory") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MapError(f"{path / MANIFEST}: corrupt JSON ({error})") from None
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise MapError(
-            f"{path / MANIFEST}: format_version {version} is not supported (this package reads "
-            f"{FORMAT_VERSION})"
-        )
-    for key in ("descriptor_dim", "count", "index"):
-        if key not in manifest:
-            raise MapError(f"{path / MANIFEST}: missing field {key!r}")
-    return manifest
-
-
-def _read_index(path: Path) -> faiss.Index:
-    if not path.is_file():
-        raise MapError(f"missing {path}")
-    try:
-        return faiss.read_index(str(path))
-    except RuntimeError as error:
-        raise MapError(f"{path}: corrupt faiss index ({str(error).splitlines()[-1]})") from None
-
-
-def _read_entries(path: Path) -> sqlite3.Connection:
-    if not path.is_file():
-        raise MapError(f"missing {path}")
-    memory = sqlite3.connect(":memory:", check_same_thread=False)
-    try:
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        source.backup(memory)
-        source.close()
-        memory.execute("SELECT id, stamp_ns, x, qw, source FROM entries LIMIT 1")
-    except sqlite3.DatabaseError as error:
-        raise MapError(f"{path}: corrupt entries database ({error})") from None
-    return memory
-
-
-def _fsync_dir(path: Path) -> None:
-    for file in path.iterdir():
-        with open(file, "rb") as f:
-            os.fsync(f.fileno())
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_RENAME_EXCHANGE = 2
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Moves the finished directory ``tmp`` to ``path``. An existing map is exchanged atomically
-    (renameat2 RENAME_EXCHANGE on Linux); elsewhere it is renamed aside first and recovered by
-    ``load`` if the process dies between the two renames."""
-    if not path.exists():
-        os.rename(tmp, path)
-        return
-    if _rename_exchange(tmp, path):
-        shutil.rmtree(tmp)  # now holds the previous map
-        return
-    backup = path.with_name(f".{path.name}.previous")
-    shutil.rmtree(backup, ignore_errors=True)
-    os.rename(path, backup)
-    os.rename(tmp, path)
-    shutil.rmtree(backup)
-
-
-def _rename_exchange(a: Path, b: Path) -> bool:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd = -100
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
-
-
-def _recover(path: Path) -> Path:
-    backup = path.with_name(f".{path.name}.previous")
-    if not path.exists() and backup.is_dir():
-        log.warning(
-            "%s was being replaced when a save was interrupted; restoring the previous map", path
-        )
-        os.rename(backup, path)
-    return path

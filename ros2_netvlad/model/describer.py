@@ -10,10 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ros2_netvlad.config import DescriberConfig, resolve_resize
+from ros2_netvlad.config import DescriberConfig
 from ros2_netvlad.errors import DeviceError, InputError
 from ros2_netvlad.imaging import resize
 from ros2_netvlad.model.netvlad import PlaceNet
+from ros2_netvlad.resize import resolve_resize
 
 log = logging.getLogger(__name__)
 

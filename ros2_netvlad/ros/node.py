@@ -26,7 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from ros2_netvlad.config import ConfigError, resize_rule_text
+from ros2_netvlad.config import ConfigError
 from ros2_netvlad.errors import InputError, NetVLADError
 from ros2_netvlad.geometry import Pose, Trajectory
 from ros2_netvlad.imaging import ImageDecodeError, message_to_rgb
@@ -35,6 +35,7 @@ from ros2_netvlad.maps.database import MapDatabase, MapError
 from ros2_netvlad.model.checkpoints import WeightsError, checkpoint_bytes, fingerprint
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.weights import load
+from ros2_netvlad.resize import resize_rule_text
 from ros2_netvlad.ros import conversions, params, topics
 from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner
 

@@ -16,9 +16,9 @@ from ros2_netvlad.config import (
     DescriberConfig,
     KeyframeConfig,
     LocalizerConfig,
-    NodeConfig,
     from_dict,
 )
+from ros2_netvlad.ros.node_config import NodeConfig
 
 SECTIONS: dict[str, type] = {
     "node": NodeConfig,

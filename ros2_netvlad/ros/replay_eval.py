@@ -19,7 +19,7 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import PointCloud2
 
-from ros2_netvlad.config import params_block, write_resolved_config
+from ros2_netvlad.config_files import params_block, write_resolved_config
 from ros2_netvlad.errors import NetVLADError
 from ros2_netvlad.evaluation.replay import ground_truth, header_stamps, score_replay
 from ros2_netvlad.maps.database import MapDatabase

@@ -14,8 +14,8 @@ from ros2_netvlad.config import (
     DatabaseConfig,
     DescriberConfig,
     KeyframeConfig,
-    load_yaml_section,
 )
+from ros2_netvlad.config_files import load_yaml_section
 from ros2_netvlad.errors import edge
 from ros2_netvlad.maps.building import BuildOptions, build_map
 from ros2_netvlad.model.distributed import Distributed

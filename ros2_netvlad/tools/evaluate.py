@@ -10,7 +10,7 @@ from pathlib import Path
 from ros2_netvlad.errors import edge
 from ros2_netvlad.evaluation.offline import bag_queries, evaluate, folder_queries
 from ros2_netvlad.evaluation.report import summary_table
-from ros2_netvlad.maps.database import map_geo_origin
+from ros2_netvlad.maps.storage import map_geo_origin
 from ros2_netvlad.sources.folders import folder_images, load_mat, mat_images
 from ros2_netvlad.tools.options import add_describer, add_pose_source, model_config, pose_lookup
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ros2_netvlad.errors import edge
 from ros2_netvlad.evaluation.report import summary_table
-from ros2_netvlad.maps.database import map_geo_origin
+from ros2_netvlad.maps.storage import map_geo_origin
 from ros2_netvlad.ros.replay_eval import replay_evaluate
 from ros2_netvlad.tools.options import add_describer, add_pose_source, pose_lookup
 

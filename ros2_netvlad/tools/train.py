@@ -12,21 +12,18 @@ import logging
 import sys
 from pathlib import Path
 
-from ros2_netvlad.config import (
-    BACKBONES,
-    ArchConfig,
-    KeyframeConfig,
-    TrainConfig,
-    load_yaml_section,
-)
+from ros2_netvlad.config import BACKBONES, ArchConfig, KeyframeConfig
+from ros2_netvlad.config_files import load_yaml_section
 from ros2_netvlad.errors import edge
 from ros2_netvlad.model.distributed import Distributed
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
 from ros2_netvlad.sources.source import source_from_path
 from ros2_netvlad.tools.options import add_pose_source, pose_lookup
+from ros2_netvlad.training.config import TrainConfig
 from ros2_netvlad.training.placesets import Split, from_mat, from_sources
-from ros2_netvlad.training.trainer import Trainer, check_resumable, read_training_checkpoint
+from ros2_netvlad.training.runs import check_resumable, read_training_checkpoint
+from ros2_netvlad.training.trainer import Trainer
 
 log = logging.getLogger("train")
 

@@ -17,15 +17,11 @@ give noisy statistics, and it keeps the ranks' networks identical.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,67 +29,23 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ros2_netvlad.config import (
-    RESIZE_DEFAULTS,
-    ConfigError,
-    DescriberConfig,
-    TrainConfig,
-    from_dict,
-    write_resolved_config,
-)
+from ros2_netvlad.config import DescriberConfig
 from ros2_netvlad.evaluation.metrics import recall_at_n, within
-from ros2_netvlad.evaluation.report import training_curves
-from ros2_netvlad.model.backbones import STAGE_STARTS
-from ros2_netvlad.model.checkpoints import (
-    WeightsError,
-    model_from_checkpoint,
-    read_checkpoint,
-    save,
-)
 from ros2_netvlad.model.clustering import initialize_netvlad
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.distributed import Distributed, rank_device
 from ros2_netvlad.model.netvlad import PlaceNet
+from ros2_netvlad.resize import RESIZE_DEFAULTS
 from ros2_netvlad.sources.folders import DatasetError
-from ros2_netvlad.sources.prefetch import prefetch
+from ros2_netvlad.training.config import TrainConfig
 from ros2_netvlad.training.mining import best_positive, hard_negatives, triplet_loss
+from ros2_netvlad.training.net import TrainingNet, describe_across_ranks, optimizer_and_schedule
 from ros2_netvlad.training.placesets import ImageLoader, PlaceSet, Split
+from ros2_netvlad.training.runs import TrainState, data_signature, save_epoch
 
 log = logging.getLogger(__name__)
 
 RECALL_NS = (1, 5, 10)
-# Settings a resumed run may change; anything else would make it a different run.
-RESUMABLE_CHANGES = {"epochs", "image_batch", "loader_threads"}
-
-
-class TrainingNet(nn.Module):
-    """The PlaceNet as trained: frozen stages run without autograd, then the trainable stages and
-    NetVLAD (whitening is fitted after training, as in the paper)."""
-
-    def __init__(self, model: PlaceNet, trainable_stages: int) -> None:
-        super().__init__()
-        starts = STAGE_STARTS[model.arch.backbone]
-        cut = starts[len(starts) - trainable_stages] if trainable_stages else len(model.backbone)
-        self.normalize, self.pool = model.normalize, model.pool
-        self.frozen, self.trainable = model.backbone[:cut], model.backbone[cut:]
-        model.requires_grad_(False)
-        self.trainable.requires_grad_(True)
-        self.pool.requires_grad_(True)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            features = self.frozen(self.normalize(images))
-        return self.pool(self.trainable(features))
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint carries to continue a run exactly: epoch, history, remembered negatives."""
-
-    epoch: int = 0
-    history: list[dict] = field(default_factory=list)
-    remembered: dict[int, list[int]] = field(default_factory=dict)
-    best: tuple[float, float] = (-1.0, -1.0)  # (Recall@5, Recall@1) of best.pt
 
 
 class Trainer:
@@ -120,6 +72,7 @@ class Trainer:
             model.whiten = nn.Identity()
             model.arch = dataclasses.replace(model.arch, whiten_dim=0, output_dim=0)
         self.model, self.train_split, self.val_split = model, train, val
+        self._data_signature = data_signature(train)  # names the training images, for resume
         self.sets = train.triplets(config.positive_radius, config.negative_radius)
         if not len(self.sets.queries):
             raise DatasetError(
@@ -188,38 +141,20 @@ class Trainer:
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         params = [p for p in self.net.parameters() if p.requires_grad]
-        if config.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(
-                params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-            )
-        else:
-            self.optimizer = torch.optim.Adam(params, config.lr, weight_decay=config.weight_decay)
-        if config.schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, config.epochs
-            )
-        else:  # constant is a step schedule that never decays
-            gamma = config.lr_gamma if config.schedule == "step" else 1.0
-            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_step, gamma)
+        self.optimizer, self.scheduler = optimizer_and_schedule(params, config)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
     def resume(self, checkpoint: dict) -> None:
         """Continues the run saved in ``checkpoint`` (from ``last.pt``)."""
         saved = checkpoint["train_state"]
-        if saved.get("data") != self._data_signature():
+        if saved.get("data") != self._data_signature:
             raise DatasetError(
                 "the checkpoint's run trained on other images (database / queries differ); "
                 "resume with the same --db/--queries (or --mat), or start a new run with --weights"
             )
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        self.scaler.load_state_dict(saved["scaler"])
-        self.state = TrainState(
-            saved["epoch"],
-            list(saved["history"]),
-            {int(k): list(v) for k, v in saved["remembered"].items()},
-            tuple(saved["best"]),
-        )
+        for part in ("optimizer", "scheduler", "scaler"):
+            getattr(self, part).load_state_dict(saved[part])
+        self.state = TrainState.from_saved(saved)
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -411,30 +346,21 @@ class Trainer:
     # --- descriptors, sharded over ranks ----------------------------------------------------------
 
     def _describe(self, place_set: PlaceSet, indices: np.ndarray, what: str) -> torch.Tensor:
-        """Descriptors of ``place_set[indices]`` with the current weights: this rank describes every
-        world-th image, then all ranks gather all rows (fp16 on the GPU when it fits, else fp32
-        CPU)."""
+        """Descriptors of ``place_set[indices]`` with the current weights, on every rank; fp16 on
+        the GPU when they fit, else fp32 on the CPU."""
         started = time.perf_counter()
-        mine = indices[self.dist.rank :: self.dist.world_size]
-        chunks = [
-            mine[i : i + self.config.image_batch]
-            for i in range(0, len(mine), self.config.image_batch)
-        ]
-        local = np.zeros((len(mine), self.describer.output_dim), np.float32)
-        bar = tqdm(
-            total=len(indices), desc=what, unit="img", leave=False, disable=not self.progress
+        descriptors = describe_across_ranks(
+            self.describer,
+            self.loader,
+            place_set,
+            indices,
+            self.dist,
+            self.device,
+            batch=self.config.image_batch,
+            what=what,
+            progress=self.progress,
         )
-        row = 0
-        for images in prefetch((self.loader(place_set, chunk) for chunk in chunks), depth=2):
-            local[row : row + len(images)] = self.describer.describe(images)
-            row += len(images)
-            bar.update(len(images) * self.dist.world_size)
-        bar.close()
-        gathered = self.dist.all_gather_strided(torch.from_numpy(local), len(indices), self.device)
         self.timings["describing"] += time.perf_counter() - started
-        return self._cache_placement(gathered)
-
-    def _cache_placement(self, descriptors: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             if descriptors.numel() * 2 < free // 4:
@@ -445,17 +371,6 @@ class Trainer:
         """Each query's hard negatives are tried again next epoch; ranks share what they mined."""
         for part in self.dist.all_gather(learned):
             self.state.remembered.update(part)
-
-    def _data_signature(self) -> str:
-        """Identifies the training images, so a resume cannot silently mix runs (remembered
-        negatives
-        are database indices)."""
-        digest = hashlib.sha256()
-        for place_set in (self.train_split.references, self.train_split.queries):
-            digest.update(f"{len(place_set)}\n".encode())
-            for name in place_set.names:
-                digest.update(name.encode() + b"\n")
-        return digest.hexdigest()[:16]
 
     # --- outputs ----------------------------------------------------------------------------------
 
@@ -475,68 +390,6 @@ class Trainer:
         )
         if self.dist.rank != 0:
             return
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_resolved_config(self.out, train=self.config, arch=self.model.arch)
-        config = dataclasses.asdict(self.config)
-        train_state = {
-            "epoch": self.state.epoch,
-            "history": self.state.history,
-            "data": self._data_signature(),
-            "remembered": self.state.remembered,
-            "best": list(self.state.best),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-        }
-        save(
-            self.model,
-            self.out / "last.pt",
-            train_config=config,
-            train_state=train_state,
-            metrics=row,
-        )
-        if improved:
-            save(self.model, self.out / "best.pt", train_config=config, metrics=row)
-        _write_metrics(self.out, self.state.history)
-
-
-def _write_metrics(out: Path, history: list[dict]) -> None:
-    (out / "metrics.json").write_text(json.dumps(history, indent=2))
-    columns = list(dict.fromkeys(key for row in history for key in row))
-    with open(out / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(history)
-    training_curves(out, history)
-
-
-# --- checkpoints ----------------------------------------------------------------------------------
-
-
-def read_training_checkpoint(path: str | Path) -> tuple[PlaceNet, TrainConfig, dict]:
-    """The model, training config and full checkpoint of a run to resume (``last.pt``)."""
-    checkpoint = read_checkpoint(path)
-    if "train_state" not in checkpoint or "train_config" not in checkpoint:
-        raise WeightsError(
-            f"{path}: not a training checkpoint (no optimizer state); resume from the run's "
-            f"last.pt, or start a new run from these weights with --weights"
-        )
-    return (
-        model_from_checkpoint(checkpoint, path),
-        from_dict(TrainConfig, checkpoint["train_config"], "train"),
-        checkpoint,
-    )
-
-
-def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
-    """A resumed run may only run longer (or decode differently); anything else is a new run."""
-    changed = [
-        f"train.{f.name}: {getattr(saved, f.name)!r} → {getattr(requested, f.name)!r}"
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(requested, f.name)
-    ]
-    if changed:
-        raise ConfigError(
-            f"the checkpoint's run used other settings ({'; '.join(changed)}); a resumed run "
-            f"continues the same run — start a new one from its weights with --weights instead"
-        )
+        parts = {k: getattr(self, k).state_dict() for k in ("optimizer", "scheduler", "scaler")}
+        train_state = self.state.to_saved(self._data_signature, parts)
+        save_epoch(self.out, self.model, self.config, train_state, row, improved)

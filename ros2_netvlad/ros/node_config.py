@@ -1,0 +1,98 @@
+"""The localization node's own settings (the ``node.*`` parameters), with validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ros2_netvlad.config import check, check_choice, param
+
+MODES = ("localize", "loop_closure")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The localization node itself."""
+
+    map: str = field(
+        default="",
+        metadata=param(
+            "map directory; in loop_closure mode it is created if missing and saved there",
+            read_only=True,
+        ),
+    )
+    mode: str = field(
+        default="localize",
+        metadata=param(
+            "localize (prebuilt map, read-only) or loop_closure (keyframes added online)",
+            read_only=True,
+        ),
+    )
+    map_frame: str = field(
+        default="map", metadata=param("frame of published poses", read_only=True)
+    )
+    force_map: bool = field(
+        default=False,
+        metadata=param(
+            "use a map built by another model (descriptors will not be comparable)", read_only=True
+        ),
+    )
+    odom_tolerance: float = field(
+        default=0.2,
+        metadata=param(
+            "loop_closure mode: seconds between an image and the odometry that places it",
+            min=0.0,
+            max=10.0,
+        ),
+    )
+    image_reliability: str = field(
+        default="best_effort",
+        metadata=param(
+            "image QoS: best_effort (sensor data) or reliable (large raw images between processes)",
+            read_only=True,
+        ),
+    )
+    diagnostics_period: float = field(
+        default=1.0,
+        metadata=param("seconds between /diagnostics messages", min=0.1, max=60.0, read_only=True),
+    )
+    warning_period: float = field(
+        default=5.0,
+        metadata=param("seconds between repeated warnings about bad input", min=0.0, max=3600.0),
+    )
+    image_timeout: float = field(
+        default=10.0,
+        metadata=param(
+            "warn when no image has arrived for this many seconds, naming the topics; 0 = never",
+            min=0.0,
+            max=3600.0,
+        ),
+    )
+    autosave_period: float = field(
+        default=60.0,
+        metadata=param(
+            "loop_closure mode: seconds between saves of a grown map (atomic); 0 = only on "
+            "shutdown",
+            min=0.0,
+            max=86400.0,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        check_choice(self.mode, "node.mode", MODES)
+        check_choice(self.image_reliability, "node.image_reliability", ("best_effort", "reliable"))
+        check(bool(self.map_frame), "node.map_frame", "must not be empty")
+        check(
+            self.mode == "loop_closure" or bool(self.map),
+            "node.map",
+            "a map directory is required in localize mode",
+        )
+        check(
+            self.odom_tolerance >= 0,
+            "node.odom_tolerance",
+            f"must be >= 0, got {self.odom_tolerance}",
+        )
+        check(self.diagnostics_period > 0, "node.diagnostics_period", "must be > 0")
+        for name in ("warning_period", "image_timeout", "autosave_period"):
+            check(
+                getattr(self, name) >= 0, f"node.{name}", f"must be >= 0, got {getattr(self, name)}"
+            )
