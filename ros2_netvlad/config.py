@@ -216,7 +216,7 @@ class KeyframeConfig:
             )
 
 
-VERIFICATION = ("none", "orb", "sift")
+VERIFICATION = ("auto", "none", "sift", "orb")
 
 
 @dataclass(frozen=True)
@@ -273,13 +273,24 @@ class LocalizerConfig:
         metadata=param("minimum orientation variance of the pose prior (rad^2)", min=0.0, max=10.0),
     )
     verification: str = field(
-        default="none",
+        default="auto",
         metadata=param(
-            "geometric check against stored map images: none, orb or sift", read_only=True
+            "re-rank and verify with local features stored in the map: auto (the map's, off "
+            "for maps without any), none, sift or orb (must be the map's)",
+            read_only=True,
+        ),
+    )
+    rerank_top_n: int = field(
+        default=10,
+        metadata=param(
+            "shortlist entries re-ranked by their local-feature inliers", min=1, max=100
         ),
     )
     min_inliers: int = field(
-        default=15, metadata=param("RANSAC inliers for a verified candidate", min=4, max=10000)
+        default=30,
+        metadata=param(
+            "epipolar inliers for a verified candidate (a trusted loop closure)", min=8, max=10000
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -307,7 +318,12 @@ class LocalizerConfig:
             )
         check_choice(self.verification, "localizer.verification", VERIFICATION)
         check(
-            self.min_inliers >= 4, "localizer.min_inliers", f"must be >= 4, got {self.min_inliers}"
+            self.min_inliers >= 8, "localizer.min_inliers", f"must be >= 8, got {self.min_inliers}"
+        )
+        check(
+            self.rerank_top_n >= 1,
+            "localizer.rerank_top_n",
+            f"must be >= 1, got {self.rerank_top_n}",
         )
 
 

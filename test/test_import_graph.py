@@ -16,7 +16,7 @@ ALLOWED = {
     "model": set(),
     "maps": {"sources", "model"},
     "localization": {"sources", "model", "maps"},
-    "evaluation": {"sources", "model", "maps"},
+    "evaluation": {"sources", "model", "maps", "localization"},
     "training": {"sources", "model", "evaluation"},
     "demo": {"sources", "model", "maps", "localization", "evaluation", "training"},
     "ros": {"sources", "model", "maps", "localization", "evaluation"},

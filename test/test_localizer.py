@@ -100,7 +100,9 @@ def test_online_keyframes_and_loop_closure(world):
     _, places = world
     db = MapDatabase.create(DIM)
     localizer = Localizer(
-        db, LocalizerConfig(exclusion_window=20.0), KeyframeConfig(min_distance=2.0, min_angle=90)
+        db,
+        LocalizerConfig(exclusion_window=20.0, verification="none"),
+        KeyframeConfig(min_distance=2.0, min_angle=90),
     )
     added = [
         localizer.add_keyframe(places[i % 5], Pose((float(i), 0, 0)), i * 1_000_000_000, "odom")
@@ -126,20 +128,79 @@ def test_online_keyframes_and_loop_closure(world):
     assert all(c.map_id != 0 for c in localizer.query(places[0], 12 * 1_000_000_000).candidates)
 
 
-def test_geometric_verification_on_real_photos(photos):
+def test_a_long_exclusion_window_still_finds_the_older_true_match():
+    """Online mode: 300 recent keyframes of the place the robot is at (all nearer in descriptor
+    space than the old visit) lie inside the window; the search must skip them, not take the
+    nearest few and filter them all away."""
+    rng = np.random.default_rng(3)
+    here = unit(rng.normal(size=DIM))
+    old = unit(here + 0.3 * rng.normal(size=DIM))
+    others = unit(rng.normal(size=(50, DIM)))
+    recent = unit(here + 0.05 * rng.normal(size=(300, DIM)))
+    db = MapDatabase.create(DIM)
+    second = 1_000_000_000
+    db.add(old[None].astype(np.float32), [Entry(0, "map", (0.0, 0.0, 0.0))])
+    db.add(
+        others.astype(np.float32),
+        [Entry(s * second, "map", (100.0 + 50 * s, 0, 0)) for s in range(1, 51)],
+    )
+    db.add(
+        recent.astype(np.float32),
+        [Entry((1000 + s) * second, "map", (0.0, 50.0, 0)) for s in range(300)],
+    )
+    config = LocalizerConfig(top_k=3, exclusion_window=600.0, nms_radius=0, verification="none")
+    result = Localizer(db, config).query(here, 1300 * second)
+    assert result.candidates[0].map_id == 0  # the old visit, outranking the unrelated places
+    assert len(result.candidates) == 3
+    assert all(c.entry.stamp_ns < 700 * second for c in result.candidates)
+
+
+def _features_map(photos, shots, positions):
+    from ros2_netvlad.model.local_features import FeatureExtractor, FeatureSettings
+
+    settings = FeatureSettings()
+    extract = FeatureExtractor(settings)
+    db = MapDatabase.create(DIM)
+    descriptors = unit(np.random.default_rng(1).normal(size=(len(shots), DIM))).astype(np.float32)
+    entries = [Entry(0, "map", p) for p in positions]
+    db.add(descriptors, entries, local_features=[extract(photos[s]) for s in shots])
+    db.record_local_features(settings)
+    return db, descriptors
+
+
+def test_reranking_puts_the_geometrically_consistent_photo_first(photos):
     import cv2
 
-    db = MapDatabase.create(DIM)
-    shots = [photos["astronaut"], photos["coffee"]]
-    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(s, cv2.COLOR_RGB2BGR))[1].tobytes() for s in shots]
-    descriptors = unit(np.random.default_rng(1).normal(size=(2, DIM))).astype(np.float32)
-    db.add(descriptors, [Entry(0, "map", (0, 0, 0)), Entry(0, "map", (100, 0, 0))], jpegs)
-    localizer = Localizer(
-        db, LocalizerConfig(verification="orb", min_inliers=20, nms_radius=0, top_k=2)
-    )
+    db, descriptors = _features_map(photos, ["coffee", "astronaut"], [(100, 0, 0), (0, 0, 0)])
+    localizer = Localizer(db, LocalizerConfig(nms_radius=0, top_k=2))
+    assert localizer.verifies and localizer.features.method == "sift"
     query = cv2.warpAffine(
         photos["astronaut"], cv2.getRotationMatrix2D((256, 256), 8, 0.9), (512, 512)
     )
-    # the descriptor prefers the coffee entry; geometry must reject it and confirm the astronaut
-    result = localizer.query(unit(descriptors[1] + 0.8 * descriptors[0]), 0, image=query)
-    assert [c.map_id for c in result.candidates] == [0] and result.candidates[0].verified
+    # the descriptor prefers the coffee entry; the stored astronaut features must win
+    result = localizer.query(unit(descriptors[0] + 0.8 * descriptors[1]), 0, image=query)
+    best, other = result.candidates
+    assert best.map_id == 1 and best.verified and best.inliers >= 30
+    assert other.map_id == 0 and not other.verified and other.inliers < 30
+    assert best.score < other.score and best.rerank_score > other.rerank_score
+    assert result.pose_prior is not None and result.pose_prior.pose.position[0] == 0.0
+    # nothing verified → candidates still reported (flag 0), but no pose prior
+    unrelated = localizer.query(descriptors[0], 0, image=photos["rocket"])
+    assert unrelated.candidates and not any(c.verified for c in unrelated.candidates)
+    assert unrelated.pose_prior is None
+
+
+def test_a_map_without_local_features_loads_and_says_what_is_missing(world, tmp_path, caplog):
+    from ros2_netvlad.maps.storage import MapError
+
+    db, places = world
+    db.save(tmp_path / "old")
+    old = MapDatabase.load(tmp_path / "old")
+    with caplog.at_level("WARNING"):
+        localizer = Localizer(old)  # verification auto
+    assert not localizer.verifies
+    assert "no local features" in caplog.text and "build_map --local-features sift" in caplog.text
+    result = localizer.query(places[3], 0, image=np.zeros((48, 64, 3), np.uint8))
+    assert result.candidates and not any(c.verified or c.inliers for c in result.candidates)
+    with pytest.raises(MapError, match="rebuild it with build_map --local-features sift"):
+        Localizer(old, LocalizerConfig(verification="sift"))

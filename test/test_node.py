@@ -58,10 +58,12 @@ def test_localize_publishes_table_prior_and_diagnostics(ros, small_map, tmp_path
                 "map_stamp_sec",
                 "map_stamp_nanosec",
                 "verified",
+                "inliers",
+                "rerank_score",
             ]
             assert cloud.header.frame_id == "map" and cloud.height == 1 and 1 <= cloud.width <= 3
             table = cloud_to_candidates(cloud)
-            assert np.all(np.diff(table["score"]) <= 0), "candidates must be best first"
+            assert np.all(np.diff(table["rerank_score"]) <= 0), "candidates must be best first"
             truth = world.place_position(place.index, len(PLACES))
             correct += np.hypot(table["x"][0] - truth[0], table["y"][0] - truth[1]) < 25
         assert correct >= 4, f"{correct}/5 revisits matched the right place"

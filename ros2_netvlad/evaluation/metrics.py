@@ -134,3 +134,29 @@ def retrieval_metrics(
         "pr": pr,
     }
     return metrics, per_query
+
+
+def decision_metrics(accepted: np.ndarray, correct: np.ndarray, has_match: np.ndarray) -> dict:
+    """One fixed loop-closure decision per query (accept its best candidate or not): precision,
+    recall over the queries that have a true match, and the false loop closures it lets through."""
+    accepted, correct = np.asarray(accepted, bool), np.asarray(correct, bool)
+    true_accepted = int(np.sum(accepted & correct))
+    positives = int(np.sum(has_match))
+    return {
+        "accepted": int(accepted.sum()),
+        "precision": true_accepted / int(accepted.sum()) if accepted.any() else 1.0,
+        "recall": true_accepted / positives if positives else 0.0,
+        "false_loop_closures": int(np.sum(accepted & ~correct)),
+    }
+
+
+def precision_first(per_query: dict, accepted_at_defaults: np.ndarray) -> dict:
+    """The precision-first view of one ranking: PR-AUC and recall at 100 % precision over its
+    score threshold, and what its default decision accepts."""
+    pr = per_query["pr"]
+    return {
+        "recall@1": float(np.mean(per_query["rank"] == 0)) if len(per_query["rank"]) else 0.0,
+        "pr_auc": pr.auc,
+        "recall_at_100_precision": pr.recall_at_full_precision,
+        **decision_metrics(accepted_at_defaults, per_query["top1_correct"], per_query["has_match"]),
+    }

@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ros2_netvlad.config import DescriberConfig
+from ros2_netvlad.config import DescriberConfig, LocalizerConfig
 from ros2_netvlad.config_files import write_resolved_config
 from ros2_netvlad.errors import InputError
+from ros2_netvlad.evaluation.decisions import compare_decisions, decisions_table, offline_localizer
 from ros2_netvlad.evaluation.metrics import retrieval_metrics
 from ros2_netvlad.evaluation.report import write_report
 from ros2_netvlad.imaging import compressed_to_rgb
@@ -60,15 +61,20 @@ def evaluate(
     weights: str = "",
     progress: bool = True,
     force: bool = False,
+    localizer: LocalizerConfig = LocalizerConfig(),
 ) -> dict:
-    """Writes metrics.json, report.md and plots into ``out``; returns the metrics."""
+    """Writes metrics.json, report.md and plots into ``out``; returns the metrics. When the map
+    stores local features, ``metrics["decisions"]`` compares the raw, re-ranked and verified
+    loop-closure decisions (``localizer`` settings: verification, rerank_top_n, min_inliers)."""
     start = time.perf_counter()
     model = load(weights or Path(map_dir) / "model.pt")
     database = MapDatabase.load(map_dir, fingerprint(model))
     describer = Describer(model, database.resize_config(model_config, force))
-    frames, descriptors = [], []
+    reranker = offline_localizer(database, localizer, top_n)
+    frames, descriptors, features = [], [], []
     for query in tqdm(queries, desc="describing queries", unit="img", disable=not progress):
         descriptors.append(describer(query.image))
+        features.append(reranker.local_features(query.image))
         frames.append(
             QueryFrame(
                 query.name, cv2.resize(query.image, (160, 120)), query.position, query.stamp_ns
@@ -81,6 +87,12 @@ def evaluate(
     retrieved = np.where((ids >= 0)[..., None], map_positions[np.clip(ids, 0, None)], np.nan)
     positions = np.stack([f.position for f in frames])
     metrics, per_query = retrieval_metrics(retrieved, scores, positions, map_positions, threshold)
+    sections = {}
+    if reranker.verifies:
+        metrics["decisions"] = compare_decisions(
+            reranker, np.stack(descriptors), features, per_query, positions, threshold
+        )
+        sections["Loop-closure decisions"] = decisions_table(metrics["decisions"])
     metrics.update(
         {
             "seconds": round(time.perf_counter() - start, 2),
@@ -104,6 +116,7 @@ def evaluate(
         per_query,
         map_positions,
         positions,
+        extra_sections=sections,
         failures=failures,
     )
     return metrics

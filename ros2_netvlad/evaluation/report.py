@@ -21,7 +21,7 @@ def write_report(
     per_query: dict,
     map_positions: np.ndarray,
     query_positions: np.ndarray,
-    extra_sections: dict[str, dict] | None = None,
+    extra_sections: dict[str, dict | str] | None = None,
     failures: list[tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None]] | None = None,
     latencies_ms: np.ndarray | None = None,
 ) -> Path:
@@ -50,7 +50,7 @@ def summary_table(metrics: dict) -> str:
     )
 
 
-def _markdown(title: str, metrics: dict, sections: dict[str, dict], plots: list[str]) -> str:
+def _markdown(title: str, metrics: dict, sections: dict[str, dict | str], plots: list[str]) -> str:
     lines = [
         f"# {title}",
         "",
@@ -62,6 +62,9 @@ def _markdown(title: str, metrics: dict, sections: dict[str, dict], plots: list[
         "",
     ]
     for name, values in sections.items():
+        if isinstance(values, str):  # a ready markdown block
+            lines += [f"## {name}", "", values, ""]
+            continue
         lines += (
             [f"## {name}", "", "| | |", "|---|---|"]
             + [f"| {k} | {v} |" for k, v in values.items()]

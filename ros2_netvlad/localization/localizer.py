@@ -1,26 +1,32 @@
-"""Localizer: nearest map entries → filtered loop-closure candidates → pose prior."""
+"""Localizer: nearest map entries → re-ranked, verified loop-closure candidates → pose prior."""
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ros2_netvlad.config import KeyframeConfig, LocalizerConfig
 from ros2_netvlad.geometry import Pose, angle_between, average_quaternions
-from ros2_netvlad.imaging import compressed_to_rgb, rgb_to_jpeg
-from ros2_netvlad.localization.verification import GeometricVerifier
+from ros2_netvlad.localization.verification import NO_EVIDENCE, evidence, prepare
 from ros2_netvlad.maps.database import Entry, MapDatabase
+from ros2_netvlad.maps.storage import MapError
+from ros2_netvlad.model.local_features import FeatureExtractor, FeatureSettings, LocalFeatures
 from ros2_netvlad.sources.keyframes import KeyframeSelector
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Candidate:
     map_id: int
-    score: float
+    score: float  # cosine similarity of the global descriptors
     entry: Entry
-    verified: bool = False
+    verified: bool = False  # inliers >= localizer.min_inliers
+    inliers: int = 0  # epipolar inliers of the local features (0 when not checked)
+    rerank_score: float = 0.0  # what the candidates are ordered by
 
     @property
     def position(self) -> np.ndarray:
@@ -40,8 +46,22 @@ class Result:
     pose_prior: PosePrior | None
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """The nearest map entries of one frame with their stored local features: taken under the map
+    lock, re-ranked outside it."""
+
+    candidates: list[Candidate]
+    features: dict[int, LocalFeatures]
+
+
 class Localizer:
-    """Queries a map with one descriptor per frame. Not thread-safe: one worker calls it."""
+    """Queries a map with one descriptor per frame. Not thread-safe: one worker calls it.
+
+    A frame goes: nearest entries outside the exclusion window → min_score → spatial NMS →
+    re-ranking of the top ``rerank_top_n`` by local-feature inliers (when the map stores local
+    features) → top_k, each marked verified when its inliers reach ``min_inliers`` →
+    consistency → pose prior (from the verified candidates when verification runs)."""
 
     def __init__(
         self,
@@ -50,23 +70,47 @@ class Localizer:
         keyframes: KeyframeConfig = KeyframeConfig(),
     ) -> None:
         self.database, self.config = database, config
-        self._verifier = (
-            None if config.verification == "none" else GeometricVerifier(config.verification)
-        )
+        self.features = verification_features(database, config.verification)
+        self._extractor = FeatureExtractor(self.features) if self.features else None
         self._recent_places: deque[np.ndarray] = deque(maxlen=config.consistency)
         self._keyframes = KeyframeSelector(keyframes)
+
+    @property
+    def verifies(self) -> bool:
+        return self._extractor is not None
 
     def query(
         self, descriptor: np.ndarray, stamp_ns: int, image: np.ndarray | None = None
     ) -> Result:
-        candidates = self._nearest(descriptor)
-        candidates = self._outside_exclusion_window(candidates, stamp_ns)
+        """One frame end to end (what tools and tests call; the node splits it at the lock)."""
+        return self.decide(self.shortlist(descriptor, stamp_ns), self.local_features(image))
+
+    def local_features(self, image: np.ndarray | None) -> LocalFeatures | None:
+        """The query's local features, found once per frame (None when verification is off)."""
+        return None if image is None or self._extractor is None else self._extractor(image)
+
+    def shortlist(self, descriptor: np.ndarray, stamp_ns: int) -> Shortlist:
+        candidates = self._nearest(descriptor, stamp_ns)
         candidates = [c for c in candidates if c.score >= self.config.min_score]
         candidates = self._suppress_duplicates(candidates)
-        candidates = self._verified(candidates, image)[: self.config.top_k]
-        if not self._consistent(candidates):
+        if self._extractor is None:
+            return Shortlist(candidates[: self.config.top_k], {})
+        candidates = candidates[: max(self.config.rerank_top_n, self.config.top_k)]
+        ids = [c.map_id for c in candidates[: self.config.rerank_top_n]]
+        return Shortlist(candidates, self.database.local_features(ids))
+
+    def decide(self, shortlist: Shortlist, features: LocalFeatures | None) -> Result:
+        candidates = shortlist.candidates
+        if self._extractor is not None:
+            candidates = self._reranked(candidates, shortlist.features, features)
+            trusted = [c for c in candidates if c.verified]
+        else:
+            candidates = [replace(c, rerank_score=c.score) for c in candidates]
+            trusted = candidates
+        candidates = candidates[: self.config.top_k]
+        if self.config.consistency > 1 and not self._consistent(trusted):
             return Result([], None)
-        return Result(candidates, self._pose_prior(candidates))
+        return Result(candidates, self._pose_prior(trusted) if trusted else None)
 
     def add_keyframe(
         self,
@@ -74,17 +118,22 @@ class Localizer:
         pose: Pose,
         stamp_ns: int,
         frame_id: str,
-        image: np.ndarray | None = None,
+        features: LocalFeatures | None = None,
         source: str = "online",
     ) -> int | None:
-        """Online growth: stores the frame if the keyframe rules take it; returns its map id."""
+        """Online growth: stores the frame if the keyframe rules take it; returns its map id.
+        A map that stores local features gets this frame's (``features``, found for the query)."""
         if not self._keyframes.accept(pose, stamp_ns):
             return None
         entry = Entry(
             stamp_ns, frame_id, tuple(pose.position), tuple(pose.orientation), source=source
         )
-        jpeg = [rgb_to_jpeg(image)] if image is not None and self._verifier is not None else None
-        return int(self.database.add(descriptor[None], [entry], jpeg)[0])
+        stored = None
+        if self.database.local_feature_settings is not None:
+            if features is None:
+                raise MapError("this map stores local features: give the keyframe's")
+            stored = [features]
+        return int(self.database.add(descriptor[None], [entry], local_features=stored)[0])
 
     @property
     def keyframes(self) -> KeyframeConfig:
@@ -94,16 +143,21 @@ class Localizer:
         """Applies new thresholds and keyframe rules at run time (verification method excepted)."""
         if config.consistency != self.config.consistency:
             self._recent_places = deque(self._recent_places, maxlen=config.consistency)
-        self.config = config
+        self.config = replace(config, verification=self.config.verification)
         if keyframes is not None:
             self._keyframes.config = keyframes
 
     # --- steps ------------------------------------------------------------------------------------
-    def _nearest(self, descriptor: np.ndarray) -> list[Candidate]:
-        k = min(len(self.database), max(4 * self.config.top_k, 32))
-        if k == 0:
+    def _nearest(self, descriptor: np.ndarray, stamp_ns: int) -> list[Candidate]:
+        """Enough nearest entries for NMS to thin, searched among the entries outside the
+        exclusion window only (filtering afterwards could leave nothing but recent frames)."""
+        excluded = self._excluded(stamp_ns)
+        allowed = len(self.database) - len(excluded)
+        want = max(4 * self.config.top_k, 4 * self.config.rerank_top_n, 32)
+        k = min(allowed, want)
+        if k <= 0:
             return []
-        scores, ids = self.database.search(descriptor, k)
+        scores, ids = self.database.search(descriptor, k, excluded)
         keep = ids[0] >= 0
         entries = self.database.entries(ids[0][keep])
         return [
@@ -111,13 +165,11 @@ class Localizer:
             for i, s, e in zip(ids[0][keep], scores[0][keep], entries)
         ]
 
-    def _outside_exclusion_window(
-        self, candidates: list[Candidate], stamp_ns: int
-    ) -> list[Candidate]:
-        window = self.config.exclusion_window * 1e9
+    def _excluded(self, stamp_ns: int) -> np.ndarray:
+        window = int(self.config.exclusion_window * 1e9)
         if window <= 0:
-            return candidates
-        return [c for c in candidates if abs(c.entry.stamp_ns - stamp_ns) >= window]
+            return np.zeros(0, np.int64)
+        return np.flatnonzero(np.abs(self.database.stamps() - stamp_ns) < window)
 
     def _suppress_duplicates(self, candidates: list[Candidate]) -> list[Candidate]:
         """Spatial non-maximum suppression: keep a candidate only if no better one is within
@@ -131,20 +183,32 @@ class Localizer:
                 kept.append(candidate)
         return kept
 
-    def _verified(self, candidates: list[Candidate], image: np.ndarray | None) -> list[Candidate]:
-        if self._verifier is None or image is None:
-            return candidates
-        verified = []
-        for candidate in candidates[: self.config.top_k * 2]:
-            jpeg = self.database.image(candidate.map_id)
-            if jpeg is None:
-                continue
-            if (
-                self._verifier.inliers(image, compressed_to_rgb(jpeg, "jpeg"))
-                >= self.config.min_inliers
-            ):
-                verified.append(Candidate(candidate.map_id, candidate.score, candidate.entry, True))
-        return verified
+    def _reranked(
+        self,
+        candidates: list[Candidate],
+        stored: dict[int, LocalFeatures],
+        query: LocalFeatures | None,
+    ) -> list[Candidate]:
+        """Verified candidates first, by inliers; the rest keep their descriptor order. Inlier
+        counts below min_inliers are what random matches reach too (MAGSAC++ on unrelated real
+        photos: up to ~15), so they never overrule the descriptor: re-ranking can promote a
+        candidate only on evidence the decision rule itself trusts."""
+        prepared = prepare(query) if query is not None else None
+        ranked = []
+        for candidate in candidates:
+            found = stored.get(candidate.map_id)
+            proof = evidence(prepared, prepare(found)) if prepared and found else NO_EVIDENCE
+            verified = proof.inliers >= self.config.min_inliers
+            ranked.append(
+                replace(
+                    candidate,
+                    inliers=proof.inliers,
+                    verified=verified,
+                    # score is a cosine (<= 1) and min_inliers >= 8: verified ones sort first
+                    rerank_score=candidate.score + (proof.inliers if verified else 0),
+                )
+            )
+        return sorted(ranked, key=lambda c: -c.rerank_score)
 
     def _consistent(self, candidates: list[Candidate]) -> bool:
         """True when the last ``consistency`` frames all had a best match at the same place."""
@@ -182,3 +246,30 @@ class Localizer:
         )
         covariance[3:, 3:] = np.eye(3) * rotation_variance
         return PosePrior(Pose(mean_position, mean_orientation), covariance, len(support))
+
+
+def verification_features(database: MapDatabase, method: str) -> FeatureSettings | None:
+    """The local features verification runs on: the map's stored ones. A map without them (built
+    before they existed, or with --local-features none) runs unverified under "auto" and is
+    refused when a method is asked for by name; an empty map (online mode) starts storing them."""
+    if method == "none":
+        return None
+    stored = database.local_feature_settings
+    if stored is None and len(database) == 0:
+        stored = FeatureSettings(method if method != "auto" else FeatureSettings.method)
+        database.record_local_features(stored)
+    if stored is None:
+        message = (
+            "the map stores no local features, so candidates cannot be re-ranked or verified "
+            "(verified = 0, inliers = 0); rebuild it with build_map --local-features sift"
+        )
+        if method != "auto":
+            raise MapError(f"localizer.verification {method}: {message}")
+        log.warning(message)
+        return None
+    if method not in ("auto", stored.method):
+        raise MapError(
+            f"localizer.verification {method}, but the map stores {stored.method} features; "
+            f"use auto or {stored.method}, or rebuild with build_map --local-features {method}"
+        )
+    return stored

@@ -27,6 +27,7 @@ from ros2_netvlad.model.checkpoints import checkpoint_bytes, fingerprint
 from ros2_netvlad.model.clustering import initialize_netvlad
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.distributed import Distributed, rank_device
+from ros2_netvlad.model.local_features import FeatureExtractor, FeatureSettings, LocalFeatures
 from ros2_netvlad.model.netvlad import PlaceNet
 from ros2_netvlad.resize import resize_rule_text, resolve_resize
 from ros2_netvlad.sources.prefetch import prefetch
@@ -82,7 +83,9 @@ class BuildOptions:
     keyframes: KeyframeConfig = KeyframeConfig()
     fit_clusters: bool = False  # k-means NetVLAD centroids on the map's own keyframes
     kmeans_images: int = 100
-    store_images: bool = False  # JPEG keyframes in the map, for geometric verification
+    store_images: bool = False  # JPEG keyframes in the map (evaluation reports show them)
+    # local features stored per entry for re-ranking and verification; None = none
+    local_features: FeatureSettings | None = FeatureSettings()
     progress: bool = True
 
 
@@ -153,16 +156,19 @@ def _fit_clusters(
 def _describe(
     describer: Describer, sources: list[Source], keys: list, options: BuildOptions, counts: Counter
 ) -> Iterator[tuple]:
-    """(plan position, descriptor, entry, jpeg|None) per keyframe; decoding and resizing run in a
-    background thread so they overlap with inference."""
+    """(plan position, descriptor, entry, jpeg|None, local features|None) per keyframe; decoding,
+    local features (from the full-size frame, as the node does) and resizing run in a background
+    thread so they overlap with inference."""
     decoding: Counter = Counter()
+    extractor = FeatureExtractor(options.local_features) if options.local_features else None
 
-    def prepared() -> Iterator[tuple[int, Frame]]:
+    def prepared() -> Iterator[tuple[int, Frame, LocalFeatures | None]]:
         for n, frame in frames_of(sources, keys, decoding):
+            features = extractor(frame.image) if extractor else None
             frame.image = describer.resize(frame.image)
-            yield n, frame
+            yield n, frame, features
 
-    batch: list[tuple[int, Frame]] = []
+    batch: list[tuple[int, Frame, LocalFeatures | None]] = []
     bar = tqdm(
         total=len(keys), desc="describing keyframes", unit="img", disable=not options.progress
     )
@@ -180,8 +186,8 @@ def _describe(
 
 
 def _describe_batch(describer: Describer, batch: list, store_images: bool) -> Iterator[tuple]:
-    descriptors = describer.describe([frame.image for _, frame in batch])
-    for (n, frame), descriptor in zip(batch, descriptors):
+    descriptors = describer.describe([frame.image for _, frame, _ in batch])
+    for (n, frame, features), descriptor in zip(batch, descriptors):
         entry = Entry(
             frame.stamp_ns,
             frame.frame_id,
@@ -191,7 +197,7 @@ def _describe_batch(describer: Describer, batch: list, store_images: bool) -> It
             frame.geo,
             frame.source,
         )
-        yield n, descriptor, entry, rgb_to_jpeg(frame.image) if store_images else None
+        yield n, descriptor, entry, rgb_to_jpeg(frame.image) if store_images else None, features
 
 
 def _gather(rows: list[tuple], distributed: Distributed) -> list[tuple]:
@@ -212,7 +218,10 @@ def _write(
     )
     descriptors = np.stack([r[1] for r in rows])
     images = [r[3] for r in rows] if options.store_images else None
-    database.add(descriptors, [r[2] for r in rows], images)
+    features = [r[4] for r in rows] if options.local_features else None
+    database.add(descriptors, [r[2] for r in rows], images, features)
+    if options.local_features:
+        database.record_local_features(options.local_features)
     model_config = resolve_resize(options.model)[0]
     database.record_resize(model_config)
     database.manifest["build"] = resolved(
@@ -222,6 +231,7 @@ def _write(
         sources=[str(s) for s in sources],
         fit_clusters=options.fit_clusters,
         store_images=options.store_images,
+        local_features=options.local_features.manifest() if options.local_features else None,
     )
     origin = build_origin(sources)
     if origin:  # GNSS poses are metres around this latitude, longitude, altitude

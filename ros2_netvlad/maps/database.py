@@ -23,6 +23,7 @@ import numpy as np
 
 from ros2_netvlad import __version__
 from ros2_netvlad.config import DatabaseConfig, DescriberConfig
+from ros2_netvlad.maps.search import exact_search, search_excluding
 from ros2_netvlad.maps.storage import (
     ENTRIES,
     FORMAT_VERSION,
@@ -38,6 +39,7 @@ from ros2_netvlad.maps.storage import (
     recover,
     swap_into_place,
 )
+from ros2_netvlad.model.local_features import FeatureSettings, LocalFeatures
 from ros2_netvlad.resize import RESIZE_DEFAULTS, resolve_resize
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class MapDatabase:
             np.ndarray
         ] = []  # descriptors waiting for an untrained index's training
         self._positions: np.ndarray | None = None
+        self._stamps: np.ndarray | None = None
         self._apply_search_parameters()
 
     # --- creation and loading -------------------------------------------------------------------
@@ -183,6 +186,16 @@ class MapDatabase:
         return tuple(float(v) for v in origin) if origin else None
 
     @property
+    def local_feature_settings(self) -> FeatureSettings | None:
+        """How the stored local features were made; None for a map without them."""
+        stored = self.manifest.get("local_features")
+        return FeatureSettings.from_manifest(stored) if stored else None
+
+    def record_local_features(self, settings: FeatureSettings) -> None:
+        """Declares that every entry carries local features made so (additive manifest key)."""
+        self.manifest["local_features"] = settings.manifest()
+
+    @property
     def fingerprint(self) -> str:
         return self.manifest.get("model_fingerprint", "")
 
@@ -194,8 +207,10 @@ class MapDatabase:
         descriptors: np.ndarray,
         entries: Sequence[Entry],
         images: Sequence[bytes] | None = None,
+        local_features: Sequence[LocalFeatures] | None = None,
     ) -> np.ndarray:
-        """Appends entries with their descriptors in one transaction; returns their ids."""
+        """Appends entries with their descriptors (and optional JPEG images and local features)
+        in one transaction; returns their ids."""
         descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
         descriptors = descriptors[None] if descriptors.ndim == 1 else descriptors
         if descriptors.ndim != 2 or descriptors.shape[1] != self.dim:
@@ -213,16 +228,26 @@ class MapDatabase:
             )
             if images is not None:
                 self._db.executemany("INSERT INTO images VALUES (?, ?)", zip(map(int, ids), images))
+            if local_features is not None:
+                self._db.executemany(
+                    "INSERT INTO local_features VALUES (?, ?, ?)",
+                    [(int(i), *f.blobs()) for i, f in zip(ids, local_features)],
+                )
             self._add_vectors(descriptors)
         self.manifest["count"] = start + len(entries)
-        self._positions = None
+        self._positions = self._stamps = None
         return ids
 
-    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each Q×k, best first; missing results have id -1 and score -inf."""
+    def search(
+        self, descriptors: np.ndarray, k: int, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each Q×k, best first; missing results have id -1 and score -inf.
+        ``exclude`` (ids) are left out of the search itself, so k results still come back when
+        many of the nearest entries are excluded."""
         self._train_if_needed()
         queries = np.ascontiguousarray(descriptors, dtype=np.float32).reshape(-1, self.dim)
-        if self.index.ntotal == 0:
+        excluded = np.unique(np.asarray(exclude if exclude is not None else [], np.int64))
+        if self.index.ntotal == 0 or len(excluded) >= self.index.ntotal:
             return np.full((len(queries), k), -np.inf, np.float32), np.full(
                 (len(queries), k), -1, np.int64
             )
@@ -230,8 +255,11 @@ class MapDatabase:
             isinstance(self.index, faiss.IndexFlat)
             and self.index.metric_type == faiss.METRIC_INNER_PRODUCT
         ):
-            return _exact_search(self.index, queries, k)
-        scores, ids = self.index.search(queries, k)
+            return exact_search(self.index, queries, k, excluded)
+        if len(excluded):
+            scores, ids = search_excluding(self.index, queries, k, excluded, self.config)
+        else:
+            scores, ids = self.index.search(queries, k)
         scores[ids < 0] = -np.inf
         return scores, ids
 
@@ -251,6 +279,34 @@ class MapDatabase:
         if missing:
             raise MapError(f"no map entries with ids {missing[:5]}")
         return [Entry.from_row(rows[i]) for i in ids]
+
+    def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
+        """The stored local features of these entries (entries without any are left out)."""
+        settings = self.local_feature_settings
+        ids = [int(i) for i in ids]
+        if settings is None or not ids:
+            return {}
+        rows = self._db.execute(
+            "SELECT id, keypoints, descriptors FROM local_features "
+            f"WHERE id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+        width = settings.descriptor_width
+        return {i: LocalFeatures.from_blobs(k, d, width) for i, k, d in rows}
+
+    def local_feature_bytes(self) -> int:
+        """Bytes of stored local features (keypoints + descriptors) over the whole map."""
+        row = self._db.execute(
+            "SELECT SUM(LENGTH(keypoints) + LENGTH(descriptors)) FROM local_features"
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def stamps(self) -> np.ndarray:
+        """N entry stamps in ns (cached), for the exclusion window."""
+        if self._stamps is None:
+            rows = self._db.execute("SELECT stamp_ns FROM entries ORDER BY id").fetchall()
+            self._stamps = np.array([r[0] for r in rows], dtype=np.int64)
+        return self._stamps
 
     def image(self, entry_id: int) -> bytes | None:
         row = self._db.execute("SELECT jpeg FROM images WHERE id = ?", (int(entry_id),)).fetchone()
@@ -340,32 +396,6 @@ class MapDatabase:
         if hasattr(faiss, "index_gpu_to_cpu") and type(self.index).__name__.startswith("Gpu"):
             return faiss.index_gpu_to_cpu(self.index)
         return self.index
-
-
-def _exact_search(
-    index: faiss.IndexFlat, queries: np.ndarray, k: int, chunk: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k through one BLAS matmul per query chunk. faiss scans one query at a
-    time on one thread below 20 queries; the live node asks one at a time, and a multi-threaded
-    GEMV over the stored vectors (a view, no copy) runs at memory bandwidth."""
-    vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(
-        index.ntotal, index.d
-    )
-    k = min(k, index.ntotal)
-    all_scores, all_ids = [], []
-    for start in range(0, len(queries), chunk):
-        similarity = queries[start : start + chunk] @ vectors.T
-        if k == 1:  # the live node's case: one pass, no partition
-            top = similarity.argmax(axis=1)[:, None]
-        elif k < index.ntotal:
-            top = np.argpartition(similarity, index.ntotal - k, axis=1)[:, index.ntotal - k :]
-        else:
-            top = np.broadcast_to(np.arange(index.ntotal), similarity.shape)
-        scores = np.take_along_axis(similarity, top, axis=1)
-        order = np.argsort(-scores, axis=1, kind="stable")
-        all_scores.append(np.take_along_axis(scores, order, axis=1))
-        all_ids.append(np.take_along_axis(top, order, axis=1).astype(np.int64))
-    return np.concatenate(all_scores), np.concatenate(all_ids)
 
 
 def _training_sample(vectors: np.ndarray, nlist: int, per_list: int = 64) -> np.ndarray:

@@ -19,7 +19,17 @@ from ros2_netvlad.errors import InputError
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST, INDEX, ENTRIES, MODEL = "manifest.json", "index.faiss", "entries.sqlite", "model.pt"
-SCHEMA = """
+# Additive (maps before it load; the manifest's "local_features" key says whether it is filled):
+# keypoints as float32 x y pairs, descriptors as uint8 rows, for re-ranking and verification.
+LOCAL_FEATURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS local_features (
+    id INTEGER PRIMARY KEY,          -- = faiss id
+    keypoints BLOB NOT NULL,
+    descriptors BLOB NOT NULL
+);
+"""
+SCHEMA = (
+    """
 CREATE TABLE entries (
     id INTEGER PRIMARY KEY,          -- = faiss id
     stamp_ns INTEGER NOT NULL,
@@ -30,8 +40,10 @@ CREATE TABLE entries (
     latitude REAL, longitude REAL, altitude REAL,
     source TEXT NOT NULL             -- bag + topic, or image file
 );
-CREATE TABLE images (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);  -- optional, for verification
+CREATE TABLE images (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);  -- optional (--store-images)
 """
+    + LOCAL_FEATURES_SCHEMA
+)
 
 
 class MapError(InputError):
@@ -84,6 +96,7 @@ def read_entries(path: Path) -> sqlite3.Connection:
         source.backup(memory)
         source.close()
         memory.execute("SELECT id, stamp_ns, x, qw, source FROM entries LIMIT 1")
+        memory.executescript(LOCAL_FEATURES_SCHEMA)  # maps written before it have none
     except sqlite3.DatabaseError as error:
         raise MapError(f"{path}: corrupt entries database ({error})") from None
     return memory

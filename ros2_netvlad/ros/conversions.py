@@ -27,6 +27,9 @@ CANDIDATE_FIELDS = [
     ("map_stamp_sec", 64, PointField.INT32),
     ("map_stamp_nanosec", 68, PointField.UINT32),
     ("verified", 72, PointField.UINT8),
+    # appended later (existing names, types and offsets never change; read by name and offset)
+    ("inliers", 76, PointField.UINT32),
+    ("rerank_score", 80, PointField.FLOAT32),
 ]
 _NUMPY = {
     PointField.FLOAT64: "<f8",
@@ -40,7 +43,7 @@ CANDIDATE_DTYPE = np.dtype(
         "names": [f[0] for f in CANDIDATE_FIELDS],
         "formats": [_NUMPY[f[2]] for f in CANDIDATE_FIELDS],
         "offsets": [f[1] for f in CANDIDATE_FIELDS],
-        "itemsize": 80,
+        "itemsize": 88,
     }
 )
 
@@ -64,6 +67,8 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
         rows["score"] = [c.score for c in candidates]
         rows["map_id"] = [c.map_id for c in candidates]
         rows["verified"] = [c.verified for c in candidates]
+        rows["inliers"] = [c.inliers for c in candidates]
+        rows["rerank_score"] = [c.rerank_score for c in candidates]
         stamps = np.array([c.entry.stamp_ns for c in candidates], dtype=np.int64)
         rows["map_stamp_sec"], rows["map_stamp_nanosec"] = (
             stamps // 1_000_000_000,
@@ -83,8 +88,18 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
 
 
 def cloud_to_candidates(msg: PointCloud2) -> np.ndarray:
-    """The table back as a numpy structured array (what a consumer does)."""
-    return np.frombuffer(bytes(msg.data), CANDIDATE_DTYPE, count=msg.width)
+    """The table back as a numpy structured array, read the way a consumer must: by field name,
+    with the message's own offsets and point_step (so tables with fewer or more fields read)."""
+    order = ">" if msg.is_bigendian else "<"
+    dtype = np.dtype(
+        {
+            "names": [f.name for f in msg.fields],
+            "formats": [order + _NUMPY[f.datatype].lstrip("<") for f in msg.fields],
+            "offsets": [f.offset for f in msg.fields],
+            "itemsize": msg.point_step,
+        }
+    )
+    return np.frombuffer(bytes(msg.data), dtype, count=msg.width * msg.height)
 
 
 def pose_msg(position: np.ndarray, orientation: np.ndarray) -> Pose:

@@ -91,7 +91,8 @@ class LocalizerNode(Node):
             self.get_logger().warning(f"ignoring unknown parameter(s): {', '.join(unknown)}")
         self.get_logger().info(
             f"ready: {self.node_config.mode} mode, map {self.node_config.map or '(new)'} "
-            f"with {len(self.database)} entries, {self.describer.device}"
+            f"with {len(self.database)} entries, {self.describer.device}, verification: "
+            f"{self._verification_text()}"
         )
 
     # --- setup ------------------------------------------------------------------------------------
@@ -208,11 +209,13 @@ class LocalizerNode(Node):
         decoded = time.monotonic()
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         descriptor = self.describer(rgb)
-        verify = rgb if self.localizer.config.verification != "none" else None
-        with self._map_lock:
-            result = self.localizer.query(descriptor, stamp_ns, verify)
-            if self.node_config.mode == "loop_closure":
-                self._grow_map(descriptor, stamp_ns, rgb)
+        features = self.localizer.local_features(rgb)  # once per frame, outside the lock
+        with self._map_lock:  # the search and the stored features' read only
+            shortlist = self.localizer.shortlist(descriptor, stamp_ns)
+        result = self.localizer.decide(shortlist, features)
+        if self.node_config.mode == "loop_closure":
+            with self._map_lock:
+                self._grow_map(descriptor, stamp_ns, features)
         computed = time.monotonic()
         self._publish(result, msg.header.stamp)
         published = time.monotonic()
@@ -221,10 +224,12 @@ class LocalizerNode(Node):
         self.timings.append((stamp_ns, received, decoded, computed, published))
         self.processed += 1
 
-    def _grow_map(self, descriptor: np.ndarray, stamp_ns: int, rgb: np.ndarray) -> None:
+    def _grow_map(self, descriptor: np.ndarray, stamp_ns: int, features) -> None:
         pose = self._odometry_at(stamp_ns)
         if pose is not None:
-            self.localizer.add_keyframe(descriptor, pose, stamp_ns, self.node_config.map_frame, rgb)
+            self.localizer.add_keyframe(
+                descriptor, pose, stamp_ns, self.node_config.map_frame, features
+            )
 
     def _odometry_at(self, stamp_ns: int) -> Pose | None:
         """The odometry pose at an image's stamp, interpolated like every other pose source."""
@@ -280,9 +285,19 @@ class LocalizerNode(Node):
             "device": str(self.describer.device),
             "mode": self.node_config.mode,
             "resize": resize_rule_text(self.describer.config),
+            "verification": self._verification_text(),
             "model": f"{model.arch.backbone} K={model.arch.num_clusters} {model.output_dim}-D "
             f"{self.database.fingerprint}",
         }
+
+    def _verification_text(self) -> str:
+        features, config = self.localizer.features, self.localizer.config
+        if features is None:
+            return "off (localizer.verification none, or the map stores no local features)"
+        return (
+            f"{features.method} ({features.max_features} features), top {config.rerank_top_n} "
+            f"re-ranked, verified at >= {config.min_inliers} inliers"
+        )
 
     def _publish_diagnostics(self) -> None:
         values = self.statistics()

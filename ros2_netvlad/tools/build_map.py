@@ -19,6 +19,7 @@ from ros2_netvlad.config_files import load_yaml_section
 from ros2_netvlad.errors import edge
 from ros2_netvlad.maps.building import BuildOptions, build_map
 from ros2_netvlad.model.distributed import Distributed
+from ros2_netvlad.model.local_features import METHODS, FeatureSettings
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
 from ros2_netvlad.sources.source import BagSource, FolderSource
@@ -59,7 +60,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-angle", type=float, help="keyframe: degrees turned")
     p.add_argument("--max-interval", type=float, help="keyframe: seconds passed (0 = never)")
     p.add_argument(
-        "--store-images", action="store_true", help="keep JPEG keyframes for geometric verification"
+        "--store-images", action="store_true", help="keep JPEG keyframes (evaluation reports)"
+    )
+    p.add_argument(
+        "--local-features",
+        choices=(*METHODS, "none"),
+        default="sift",
+        help="local features stored per entry for re-ranking and verification (sift)",
+    )
+    p.add_argument(
+        "--local-max-features",
+        type=int,
+        default=FeatureSettings.max_features,
+        help=f"features per image ({FeatureSettings.max_features})",
     )
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -86,6 +99,9 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         ),
         fit_clusters=args.backbone is not None,
         store_images=args.store_images,
+        local_features=None
+        if args.local_features == "none"
+        else FeatureSettings(args.local_features, args.local_max_features),
         progress=not args.no_progress,
     )
 

@@ -7,7 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
+from ros2_netvlad.config import VERIFICATION, LocalizerConfig
 from ros2_netvlad.errors import edge
+from ros2_netvlad.evaluation.decisions import decisions_table
 from ros2_netvlad.evaluation.offline import bag_queries, evaluate, folder_queries
 from ros2_netvlad.evaluation.report import summary_table
 from ros2_netvlad.maps.storage import map_geo_origin
@@ -31,6 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path)
     add_describer(p)
     p.add_argument("--force", action="store_true", help="allow a resize rule other than the map's")
+    defaults = LocalizerConfig()
+    p.add_argument(
+        "--verification",
+        choices=VERIFICATION,
+        default=defaults.verification,
+        help="local-feature re-ranking and verification (auto: the map's features)",
+    )
+    p.add_argument(
+        "--rerank-top-n", type=int, default=defaults.rerank_top_n, help="shortlist re-ranked"
+    )
+    p.add_argument(
+        "--min-inliers",
+        type=int,
+        default=defaults.min_inliers,
+        help=f"inliers for a verified loop closure ({defaults.min_inliers})",
+    )
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -53,8 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         model_config(args),
         progress=not args.no_progress,
         force=args.force,
+        localizer=LocalizerConfig(
+            verification=args.verification,
+            rerank_top_n=args.rerank_top_n,
+            min_inliers=args.min_inliers,
+        ),
     )
     print(summary_table(metrics))
+    if "decisions" in metrics:
+        print(decisions_table(metrics["decisions"]))
     print(f"report: {args.out / 'report.md'}")
     return 0
 
