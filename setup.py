@@ -48,6 +48,7 @@ setup(
             f"evaluate = {PACKAGE}.entry:evaluate",
             f"train = {PACKAGE}.entry:train",
             f"fit_pca = {PACKAGE}.entry:fit_pca",
+            f"slam_eval = {PACKAGE}.entry:slam_eval",
             f"demo = {PACKAGE}.entry:demo",
         ],
     },

@@ -24,6 +24,7 @@ PROGRAMS = {
     "evaluate": "ros2_netvlad.tools.evaluate",
     "train": "ros2_netvlad.tools.train",
     "fit_pca": "ros2_netvlad.tools.fit_pca",
+    "slam_eval": "ros2_netvlad.tools.slam_eval",
     "demo": "ros2_netvlad.tools.demo",
 }
 
@@ -53,4 +54,5 @@ build_map = _entry_point("build_map")
 evaluate = _entry_point("evaluate")
 train = _entry_point("train")
 fit_pca = _entry_point("fit_pca")
+slam_eval = _entry_point("slam_eval")
 demo = _entry_point("demo")

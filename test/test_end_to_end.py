@@ -13,7 +13,8 @@ import yaml
 from ros2_netvlad.demo import world
 from ros2_netvlad.demo.run import DemoConfig, run_demo, summary_text
 from ros2_netvlad.tools import evaluate
-from ros2_netvlad.tools.demo import replay_through_node
+from ros2_netvlad.tools import slam_eval
+from ros2_netvlad.tools.demo import loop_closures_through_node, replay_through_node
 from rosutil import configure_environment
 
 
@@ -22,7 +23,8 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     configure_environment(out / "ros_log")
     os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getpid() + 7) % 200)  # not the node tests' domain
-    return out, run_demo(out, replay_through_node, DemoConfig(places=6))
+    config = DemoConfig(places=6)
+    return out, run_demo(out, replay_through_node, config, loop_closures_through_node)
 
 
 def test_live_node_beats_random_weights(demo):
@@ -46,6 +48,46 @@ def test_live_node_beats_random_weights(demo):
     assert json.loads((out / "summary.json").read_text())["live"]["recall@1"] == live["recall@1"]
     resolved = yaml.safe_load((out / "replay_eval" / "config.yaml").read_text())
     assert resolved["node"]["localizer"]["top_k"] == 5 and resolved["arguments"]["max_side"] == 0
+
+
+def test_verified_loop_closures_are_all_true_in_the_live_replay(demo):
+    _, summary = demo
+    decisions = summary["live"]["decisions"]
+    verified, raw = decisions["verified"], decisions["raw"]
+    assert verified["false_loop_closures"] == 0 and verified["precision"] == 1.0, decisions
+    assert verified["recall"] >= 0.5, decisions  # of the frames that have a true match
+    assert raw["recall_at_100_precision"] <= verified["recall_at_100_precision"] + 1e-9
+
+
+def test_pose_graph_with_the_nodes_loop_closures(demo, tmp_path, capsys):
+    """slam_eval end to end: the drive through the live node in loop_closure mode, its recorded
+    ~/loop_closures in a gtsam graph, evo against ground truth."""
+    out, summary = demo
+    slam = summary["slam"]
+    assert slam["frames"] >= 30 and slam["loop_closures"] >= 5, slam
+    assert slam["false_among_node_closures"] == 0, slam
+    assert slam["ate_ratio_to_odometry"] <= 0.6, slam  # loop closures remove most of the drift
+    assert slam["injected_false_closures"] >= 1 and slam["ate_ratio_false_to_clean"] <= 1.5, slam
+    assert (out / "slam" / "trajectories.png").stat().st_size > 10_000
+    # the CLI on the same recording, with another robustness setting
+    closures = out / "loop_closure_replay" / "loop_closures"
+    drive = out / "world" / "loop_drive"
+    code = slam_eval.main(
+        [
+            "--bag",
+            str(drive),
+            "--closures",
+            str(closures),
+            "--out",
+            str(tmp_path / "s"),
+            "--false-closures",
+            "0.2",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and "ATE with loop closures / odometry only" in printed
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["ate_ratio_false_to_clean"] <= 1.5, metrics  # 20 % false: Cauchy still holds
 
 
 def test_evaluate_cli_on_folder_and_mat(demo, tmp_path, capsys):

@@ -16,7 +16,9 @@ import torch
 
 from ros2_netvlad.config import ArchConfig, DescriberConfig, KeyframeConfig
 from ros2_netvlad.demo import world
+from ros2_netvlad.demo.loop_drive import write_loop_drive
 from ros2_netvlad.evaluation.offline import bag_queries, evaluate
+from ros2_netvlad.evaluation.slam import SlamInputs, slam_eval
 from ros2_netvlad.maps.building import BuildOptions, build_map
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.sources.rosbag import PoseLookup
@@ -97,9 +99,17 @@ def build(root: Path, bag: Path, config: DemoConfig, pretrained: bool) -> Path:
 # (map directory, query bag, output folder, config) → the live node's metrics: given by the ROS
 # layer (tools/demo.py runs replay_eval), so this core module never starts ROS itself
 LiveReplay = Callable[[Path, Path, Path, DemoConfig], dict]
+# (drive bag, weights, output folder, config) → the bag of ~/loop_closures the node published in
+# loop_closure mode while the drive was replayed (given by the ROS layer as well)
+LoopClosureReplay = Callable[[Path, Path, Path, DemoConfig], Path]
 
 
-def run_demo(out: str | Path, replay: LiveReplay, config: DemoConfig = DemoConfig()) -> dict:
+def run_demo(
+    out: str | Path,
+    replay: LiveReplay,
+    config: DemoConfig = DemoConfig(),
+    loop_closure_replay: LoopClosureReplay | None = None,
+) -> dict:
     out = Path(out)
     start = time.perf_counter()
     log.info("generating the world (%d places, 2 traversals)", config.places)
@@ -117,14 +127,31 @@ def run_demo(out: str | Path, replay: LiveReplay, config: DemoConfig = DemoConfi
         config.threshold,  # the map carries its resize rule (max_side), the evaluation reads it
         progress=False,
     )
+    slam = None
+    if loop_closure_replay is not None:
+        slam = _pose_graph(out, map_dir / "model.pt", loop_closure_replay, config)
     summary = {
         "live": live,
         "random_backbone": baseline,
+        "slam": slam,
         "seconds": round(time.perf_counter() - start, 1),
         "report": str(out / "replay_eval" / "report.md"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _pose_graph(out: Path, weights: Path, replay: LoopClosureReplay, config: DemoConfig) -> dict:
+    """The loop twice with drifting odometry, through the node in loop_closure mode, then its
+    loop closures in a gtsam pose graph (slam_eval)."""
+    drive = out / "world" / "loop_drive"
+    if not drive.exists():
+        log.info("driving the loop twice with drifting wheel odometry")
+        write_loop_drive(drive, world.places(config.places), seed=config.seed + 3)
+    log.info("replaying the drive through the live node in loop_closure mode")
+    closures = replay(drive, weights, out / "loop_closure_replay", config)
+    log.info("pose graph with the recorded loop closures (gtsam), scored with evo")
+    return slam_eval(SlamInputs(drive, closures), out / "slam")
 
 
 def summary_text(summary: dict) -> str:
@@ -143,6 +170,37 @@ def summary_text(summary: dict) -> str:
         f"{live['latency_p50_ms']:.0f} ms / p95 {live['latency_p95_ms']:.0f} ms, pose prior error "
         f"p50 "
         f"{live.get('pose_prior_error_m_p50', float('nan')):.1f} m",
+        *_decision_lines(live),
+        *_slam_lines(summary.get("slam")),
         f"done in {summary['seconds']:.0f} s; report: {summary['report']}",
     ]
     return "\n".join(lines)
+
+
+def _decision_lines(live: dict) -> list[str]:
+    decisions = live.get("decisions")
+    if not decisions:
+        return []
+    lines = [
+        f"{'loop-closure decision':<24}{'precision':>10}{'recall':>8}{'R@100%P':>9}{'false':>7}"
+    ]
+    for name, d in decisions.items():
+        lines.append(
+            f"{name:<24}{d['precision']:>10.2f}{d['recall']:>8.2f}"
+            f"{d['recall_at_100_precision']:>9.2f}{d['false_loop_closures']:>7d}"
+        )
+    return lines
+
+
+def _slam_lines(slam: dict | None) -> list[str]:
+    if not slam:
+        return []
+    false_run = next(k for k in slam if k.startswith("with_") and k.endswith("false_closures"))
+    return [
+        f"pose graph ({slam['loop_closures']} verified loop closures, "
+        f"{slam['false_among_node_closures']} false): ATE RMSE odometry only "
+        f"{slam['odometry_only']['ate_rmse_m']:.1f} m -> with loop closures "
+        f"{slam['with_loop_closures']['ate_rmse_m']:.1f} m "
+        f"(x{slam['ate_ratio_to_odometry']:.2f}); {false_run.removeprefix('with_')} injected: "
+        f"{slam[false_run]['ate_rmse_m']:.1f} m (x{slam['ate_ratio_false_to_clean']:.2f} of clean)"
+    ]

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ros2_netvlad.errors import NetVLADError
-from ros2_netvlad.evaluation.metrics import retrieval_metrics
+from ros2_netvlad.evaluation.decisions import decisions_table
+from ros2_netvlad.evaluation.metrics import precision_first, retrieval_metrics
 from ros2_netvlad.evaluation.report import write_report
 from ros2_netvlad.geometry import angle_between
 from ros2_netvlad.sources.rosbag import PoseLookup, frames, open_bag, stamp_ns
@@ -60,17 +61,21 @@ def score_replay(
     processed = [s for s in published if s in received and s in truth]
     if not processed:
         raise NetVLADError("the node produced no output for the replayed images (see node.log)")
-    k = max((len(tables[s]) for s in processed), default=1) or 1
-    positions = np.full((len(processed), k, 3), np.nan)
-    scores = np.full((len(processed), k), -np.inf)
-    for i, s in enumerate(processed):
-        t = tables[s]
-        positions[i, : len(t)] = np.stack([t["x"], t["y"], t["z"]], axis=1)
-        scores[i, : len(t)] = t["score"]
     query_positions = np.stack([truth[s][0] for s in processed])
+    ranked = [tables[s] for s in processed]  # as published: re-ranked when the node verifies
+    reranked = "rerank_score" in ranked[0].dtype.names
     metrics, per_query = retrieval_metrics(
-        positions, scores, query_positions, map_positions, threshold
+        *_ranking(ranked, "rerank_score" if reranked else "score"),
+        query_positions,
+        map_positions,
+        threshold,
     )
+    sections = {}
+    if reranked:
+        metrics["decisions"] = _decisions(
+            ranked, per_query, query_positions, map_positions, threshold
+        )
+        sections["Loop-closure decisions"] = decisions_table(metrics["decisions"])
     latencies = np.array([received[s] - published[s] for s in processed]) * 1000
     metrics.update(
         {
@@ -103,10 +108,38 @@ def score_replay(
         per_query,
         map_positions,
         query_positions,
-        {"Live node": live, "Pose prior": prior},
+        {"Live node": live, "Pose prior": prior, **sections},
         latencies_ms=latencies,
     )
     return metrics
+
+
+def _ranking(tables: list[np.ndarray], score: str, by_raw_score: bool = False):
+    """(positions Q×K×3, scores Q×K) of the tables, in published order or by raw cosine score."""
+    k = max((len(t) for t in tables), default=1) or 1
+    positions = np.full((len(tables), k, 3), np.nan)
+    scores = np.full((len(tables), k), -np.inf)
+    for i, t in enumerate(tables):
+        if by_raw_score:
+            t = t[np.argsort(-t["score"], kind="stable")]
+        positions[i, : len(t)] = np.stack([t["x"], t["y"], t["z"]], axis=1)
+        scores[i, : len(t)] = t[score]
+    return positions, scores
+
+
+def _decisions(tables, reranked: dict, query_positions, map_positions, threshold) -> dict:
+    """Raw (the candidates by cosine score), re-ranked (as published) and verified (the published
+    best with verified = 1) loop-closure decisions, precision first."""
+    _, raw = retrieval_metrics(
+        *_ranking(tables, "score", by_raw_score=True), query_positions, map_positions, threshold
+    )
+    verified = np.array([len(t) > 0 and bool(t["verified"][0]) for t in tables])
+    has_any = np.isfinite(raw["top1_score"])
+    return {
+        "raw": precision_first(raw, has_any),
+        "reranked": precision_first(reranked, has_any),
+        "verified": precision_first(reranked, verified),
+    }
 
 
 def prior_errors(priors: dict, truth: dict) -> dict:

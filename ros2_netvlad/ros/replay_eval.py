@@ -64,7 +64,10 @@ def start_node(
     max_side: int,
     top_k: int,
     log: Path,
+    extra: list[str] = (),
 ) -> subprocess.Popen:
+    """The node as its own process: the shipped params file, ``params``, then these overrides
+    (``extra``: more ``-p``/``-r`` ros-args)."""
     remap = "image/compressed" if image_topic.endswith("/compressed") else "image"
     args = [
         sys.executable,
@@ -87,6 +90,7 @@ def start_node(
         f"localizer.top_k:={top_k}",
         "-r",
         f"{remap}:={image_topic}",
+        *extra,
     ]
     return subprocess.Popen(
         args, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=dict(os.environ)

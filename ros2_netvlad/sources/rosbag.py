@@ -279,10 +279,12 @@ class BagWriter:
 
     def write(self, topic: str, msg: object, timestamp_ns: int) -> None:
         msgtype = msg.__msgtype__
+        self.write_raw(topic, msgtype, TYPESTORE.serialize_cdr(msg, msgtype), timestamp_ns)
+
+    def write_raw(self, topic: str, msgtype: str, cdr: bytes, timestamp_ns: int) -> None:
+        """A message already serialized (CDR, as rclpy hands it to a raw subscription)."""
         if topic not in self._connections:
             self._connections[topic] = self._writer.add_connection(
                 topic, msgtype, typestore=TYPESTORE
             )
-        self._writer.write(
-            self._connections[topic], int(timestamp_ns), TYPESTORE.serialize_cdr(msg, msgtype)
-        )
+        self._writer.write(self._connections[topic], int(timestamp_ns), cdr)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ros2_netvlad.demo.run import IMAGE_TOPIC, ODOM_TOPIC, DemoConfig, run_demo, summary_text
 from ros2_netvlad.errors import edge
+from ros2_netvlad.ros.loop_closure_replay import replay_loop_closure
 from ros2_netvlad.ros.replay_eval import replay_evaluate
 from ros2_netvlad.sources.rosbag import PoseLookup
 
@@ -20,6 +21,12 @@ def replay_through_node(map_dir: Path, bag: Path, out: Path, config: DemoConfig)
     return replay_evaluate(
         map_dir, bag, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC), out, config.rate, config.threshold
     )
+
+
+def loop_closures_through_node(bag: Path, weights: Path, out: Path, config: DemoConfig) -> Path:
+    """The SLAM part: the drive through the node in loop_closure mode, ~/loop_closures recorded."""
+    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
+    return replay_loop_closure(bag, weights, out, IMAGE_TOPIC, ODOM_TOPIC, rate=config.rate)
 
 
 @edge("demo")
@@ -35,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="demo: %(message)s")
     config = DemoConfig(places=args.places, seed=args.seed)
-    summary = run_demo(args.out, replay_through_node, config)
+    summary = run_demo(args.out, replay_through_node, config, loop_closures_through_node)
     print(summary_text(summary))
     return 0
 

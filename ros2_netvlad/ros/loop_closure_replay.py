@@ -1,0 +1,92 @@
+"""A drive through the live node in ``loop_closure`` mode, its ``~/loop_closures`` recorded into a
+bag: what a SLAM back-end would have received (the input of ``slam_eval``).
+
+Starts netvlad_localizer on a new map (it grows the map from the replayed odometry), replays the
+bag's image and odometry topics, writes every loop-closure message, byte for byte as published,
+into ``out/loop_closures`` (rosbag2, mcap), and stops the node cleanly (it saves its map).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import PointCloud2
+
+from ros2_netvlad.evaluation.replay import header_stamps
+from ros2_netvlad.ros.replay import BagReplayer
+from ros2_netvlad.ros.replay_eval import NODE, Recording, _drain, _wait_ready, start_node
+from ros2_netvlad.ros.shutdown import Spinner
+from ros2_netvlad.sources.rosbag import BagWriter
+
+CLOSURES_TOPIC = f"{NODE}/loop_closures"
+
+
+def replay_loop_closure(
+    bag: Path,
+    weights: Path,
+    out: Path,
+    image_topic: str,
+    odom_topic: str,
+    exclusion_window: float = 10.0,
+    rate: float = 1.0,
+    params: Path | None = None,
+    device: str = "auto",
+    ready_timeout: float = 180.0,
+) -> Path:
+    """Returns the bag of recorded loop closures (topic ``/netvlad_localizer/loop_closures``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    extra = [
+        "-p",
+        "node.mode:=loop_closure",
+        "-p",
+        f"model.weights:={weights}",
+        "-p",
+        f"localizer.exclusion_window:={exclusion_window}",
+        "-r",
+        f"odom:={odom_topic}",
+    ]
+    log = out / "node.log"
+    node = start_node(out / "online_map", image_topic, params, device, 0, 5, log, extra)
+    recording = Recording(header_stamps(bag, image_topic))
+    target = out / "loop_closures"
+    try:
+        with BagWriter(target) as writer:
+            topics = [image_topic, odom_topic]
+            _replay(node, log, recording, writer, bag, topics, rate, ready_timeout)
+    finally:
+        node.send_signal(2)
+        try:
+            node.wait(30)
+        except subprocess.TimeoutExpired:
+            node.kill()
+    return target
+
+
+def _replay(node, log, recording: Recording, writer: BagWriter, bag, topics, rate, timeout):
+    def on_closures(cdr: bytes) -> None:
+        writer.write_raw(CLOSURES_TOPIC, "sensor_msgs/msg/PointCloud2", cdr, time.time_ns())
+        recording.on_candidates(deserialize_message(cdr, PointCloud2))
+
+    rclpy.init()
+    spinner = None
+    try:
+        recorder = rclpy.create_node("loop_closure_recorder")
+        recorder.create_subscription(PointCloud2, CLOSURES_TOPIC, on_closures, 1000, raw=True)
+        replayer = BagReplayer(bag, topics, rate=rate)
+        replayer.on_publish = recording.on_publish
+        executor = SingleThreadedExecutor()
+        executor.add_node(recorder)
+        spinner = Spinner(executor)
+        spinner.start()
+        _wait_ready(node, replayer, recorder, timeout, log)
+        replayer.play()
+        _drain(recording.received, recording.published, node)
+    finally:
+        if spinner is not None:
+            spinner.stop()
+        rclpy.try_shutdown()
