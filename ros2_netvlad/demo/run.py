@@ -35,6 +35,9 @@ class DemoConfig:
     num_clusters: int = 32
     max_side: int = 320  # given to build_map only: the map records it, every reader follows it
     rate: float = 2.0  # replay speed factor
+    # loop_closure mode: seconds of recent frames a loop closure may not link to (a place's three
+    # views span 1 s; a lap of the smallest test world takes 9 s)
+    exclusion_window: float = 5.0
     threshold: float = 25.0
 
 

@@ -182,7 +182,7 @@ def with_false_links(
     """``fraction`` of the links replaced by random false ones (between frames ≥ 50 m apart in
     ground truth): the robustness check. Returns (links, the false ones)."""
     rng = np.random.default_rng(seed)
-    count = int(round(fraction * len(links)))
+    count = int(np.ceil(fraction * len(links)))  # at least one whenever fraction > 0
     replaced = set(rng.choice(len(links), count, replace=False).tolist()) if count else set()
     out, false = [], []
     for n, link in enumerate(links):

@@ -26,7 +26,9 @@ def replay_through_node(map_dir: Path, bag: Path, out: Path, config: DemoConfig)
 def loop_closures_through_node(bag: Path, weights: Path, out: Path, config: DemoConfig) -> Path:
     """The SLAM part: the drive through the node in loop_closure mode, ~/loop_closures recorded."""
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
-    return replay_loop_closure(bag, weights, out, IMAGE_TOPIC, ODOM_TOPIC, rate=config.rate)
+    return replay_loop_closure(
+        bag, weights, out, IMAGE_TOPIC, ODOM_TOPIC, config.exclusion_window, config.rate
+    )
 
 
 @edge("demo")
