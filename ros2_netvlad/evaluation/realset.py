@@ -28,6 +28,7 @@ import csv
 import importlib.util
 import io
 import logging
+import os
 import shutil
 import subprocess
 import tarfile
@@ -123,9 +124,15 @@ class RealSet:
         return self.query_folder / "poses.csv"
 
 
-def assemble(out: str | Path, cache: str | Path | None = None) -> RealSet:
+def default_location() -> Path:
+    """Where tests and benchmarks keep the assembled set: $XDG_CACHE_HOME (or ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ros2_netvlad" / "realset"
+
+
+def assemble(out: str | Path | None = None, cache: str | Path | None = None) -> RealSet:
     """Writes ``out/map`` and ``out/queries`` (PNG + poses.csv); reuses a complete earlier one."""
-    out = Path(out)
+    out = Path(out) if out else default_location()
     realset = RealSet(out / "map", out / "queries")
     if realset.map_poses.is_file() and realset.query_poses.is_file():
         return realset

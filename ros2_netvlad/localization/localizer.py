@@ -197,7 +197,11 @@ class Localizer:
         ranked = []
         for candidate in candidates:
             found = stored.get(candidate.map_id)
-            proof = evidence(prepared, prepare(found)) if prepared and found else NO_EVIDENCE
+            proof = (
+                evidence(prepared, prepare(found), self.config.min_inliers)
+                if prepared and found
+                else NO_EVIDENCE
+            )
             verified = proof.inliers >= self.config.min_inliers
             ranked.append(
                 replace(

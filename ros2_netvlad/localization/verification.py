@@ -46,12 +46,14 @@ def prepare(features: LocalFeatures) -> Prepared:
     return Prepared(features, vectors, (vectors * vectors).sum(dim=1), binary)
 
 
-def evidence(query: Prepared, candidate: Prepared) -> Evidence:
-    """Prepare the query once per frame, each map entry's features once per shortlist."""
+def evidence(query: Prepared, candidate: Prepared, needed: int = MIN_MATCHES) -> Evidence:
+    """Prepare the query once per frame, each map entry's features once per shortlist. The
+    geometry is fitted only when there are ``needed`` matches (inliers cannot outnumber them:
+    with fewer the candidate cannot be verified, and its inliers are reported as 0)."""
     if len(query.features) < MIN_MATCHES or len(candidate.features) < MIN_MATCHES:
         return NO_EVIDENCE
     pairs = mutual_matches(query, candidate)
-    if len(pairs) < MIN_MATCHES:
+    if len(pairs) < max(needed, MIN_MATCHES):
         return Evidence(len(pairs), 0)
     src = query.features.keypoints[pairs[:, 0]]
     dst = candidate.features.keypoints[pairs[:, 1]]
