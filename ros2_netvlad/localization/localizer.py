@@ -71,13 +71,16 @@ class Localizer:
     ) -> None:
         self.database, self.config = database, config
         self.features = verification_features(database, config.verification)
-        self._extractor = FeatureExtractor(self.features) if self.features else None
+        # a map that stores local features needs them for every keyframe grown online, even when
+        # verification is off
+        extract = self.features or database.local_feature_settings
+        self._extractor = FeatureExtractor(extract) if extract else None
         self._recent_places: deque[np.ndarray] = deque(maxlen=config.consistency)
         self._keyframes = KeyframeSelector(keyframes)
 
     @property
     def verifies(self) -> bool:
-        return self._extractor is not None
+        return self.features is not None
 
     def query(
         self, descriptor: np.ndarray, stamp_ns: int, image: np.ndarray | None = None
@@ -86,14 +89,15 @@ class Localizer:
         return self.decide(self.shortlist(descriptor, stamp_ns), self.local_features(image))
 
     def local_features(self, image: np.ndarray | None) -> LocalFeatures | None:
-        """The query's local features, found once per frame (None when verification is off)."""
+        """The frame's local features, found once per frame: for verification, and for the map
+        when it grows online (None when neither needs them)."""
         return None if image is None or self._extractor is None else self._extractor(image)
 
     def shortlist(self, descriptor: np.ndarray, stamp_ns: int) -> Shortlist:
         candidates = self._nearest(descriptor, stamp_ns)
         candidates = [c for c in candidates if c.score >= self.config.min_score]
         candidates = self._suppress_duplicates(candidates)
-        if self._extractor is None:
+        if not self.verifies:
             return Shortlist(candidates[: self.config.top_k], {})
         candidates = candidates[: max(self.config.rerank_top_n, self.config.top_k)]
         ids = [c.map_id for c in candidates[: self.config.rerank_top_n]]
@@ -101,7 +105,7 @@ class Localizer:
 
     def decide(self, shortlist: Shortlist, features: LocalFeatures | None) -> Result:
         candidates = shortlist.candidates
-        if self._extractor is not None:
+        if self.verifies:
             candidates = self._reranked(candidates, shortlist.features, features)
             trusted = [c for c in candidates if c.verified]
         else:

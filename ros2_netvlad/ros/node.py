@@ -209,7 +209,8 @@ class LocalizerNode(Node):
         decoded = time.monotonic()
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         descriptor = self.describer(rgb)
-        features = self.localizer.local_features(rgb)  # once per frame, outside the lock
+        needed = self.localizer.verifies or self.node_config.mode == "loop_closure"
+        features = self.localizer.local_features(rgb) if needed else None  # outside the lock
         with self._map_lock:  # the search and the stored features' read only
             shortlist = self.localizer.shortlist(descriptor, stamp_ns)
         result = self.localizer.decide(shortlist, features)
