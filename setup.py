@@ -49,6 +49,7 @@ setup(
             f"train = {PACKAGE}.entry:train",
             f"fit_pca = {PACKAGE}.entry:fit_pca",
             f"slam_eval = {PACKAGE}.entry:slam_eval",
+            f"export_model = {PACKAGE}.entry:export_model",
             f"demo = {PACKAGE}.entry:demo",
         ],
     },

@@ -66,6 +66,7 @@ class ArchConfig:
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 RESIZE_MODES = ("auto", "none", "max_side", "exact")
 
 
@@ -130,8 +131,25 @@ class DescriberConfig:
     channels_last: bool = field(
         default=True, metadata=param("NHWC memory format (faster convs)", read_only=True)
     )
+    backend: str = field(
+        default="torch",
+        metadata=param(
+            "inference runtime: torch, onnxruntime, openvino (fp32, or int8 with an int8 "
+            "backend_model) or tensorrt (CUDA, fp16)",
+            read_only=True,
+        ),
+    )
+    backend_model: str = field(
+        default="",
+        metadata=param(
+            "exported model for the backend (export_model): .onnx, or OpenVINO .xml; empty = "
+            "export the weights to ONNX in the cache",
+            read_only=True,
+        ),
+    )
 
     def __post_init__(self) -> None:
+        check_choice(self.backend, "model.backend", BACKENDS)
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),
             "model.device",

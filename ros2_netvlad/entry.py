@@ -25,6 +25,7 @@ PROGRAMS = {
     "train": "ros2_netvlad.tools.train",
     "fit_pca": "ros2_netvlad.tools.fit_pca",
     "slam_eval": "ros2_netvlad.tools.slam_eval",
+    "export_model": "ros2_netvlad.tools.export_model",
     "demo": "ros2_netvlad.tools.demo",
 }
 
@@ -55,4 +56,5 @@ evaluate = _entry_point("evaluate")
 train = _entry_point("train")
 fit_pca = _entry_point("fit_pca")
 slam_eval = _entry_point("slam_eval")
+export_model = _entry_point("export_model")
 demo = _entry_point("demo")

@@ -12,15 +12,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 
 from ros2_netvlad.evaluation.replay import header_stamps
-from ros2_netvlad.ros.replay import BagReplayer
-from ros2_netvlad.ros.replay_eval import NODE, Recording, _drain, _wait_ready, start_node
-from ros2_netvlad.ros.shutdown import Spinner
+from ros2_netvlad.ros.replay_eval import NODE, Recording, replay_recorded, start_node
 from ros2_netvlad.sources.rosbag import BagWriter
 
 CLOSURES_TOPIC = f"{NODE}/loop_closures"
@@ -72,21 +68,7 @@ def _replay(node, log, recording: Recording, writer: BagWriter, bag, topics, rat
         writer.write_raw(CLOSURES_TOPIC, "sensor_msgs/msg/PointCloud2", cdr, time.time_ns())
         recording.on_candidates(deserialize_message(cdr, PointCloud2))
 
-    rclpy.init()
-    spinner = None
-    try:
-        recorder = rclpy.create_node("loop_closure_recorder")
+    def subscribe(recorder) -> None:  # raw: the bytes as published go into the bag
         recorder.create_subscription(PointCloud2, CLOSURES_TOPIC, on_closures, 1000, raw=True)
-        replayer = BagReplayer(bag, topics, rate=rate)
-        replayer.on_publish = recording.on_publish
-        executor = SingleThreadedExecutor()
-        executor.add_node(recorder)
-        spinner = Spinner(executor)
-        spinner.start()
-        _wait_ready(node, replayer, recorder, timeout, log)
-        replayer.play()
-        _drain(recording.received, recording.published, node)
-    finally:
-        if spinner is not None:
-            spinner.stop()
-        rclpy.try_shutdown()
+
+    replay_recorded(node, recording, bag, topics, rate, timeout, log, subscribe)

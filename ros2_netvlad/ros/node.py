@@ -284,6 +284,9 @@ class LocalizerNode(Node):
             "rejected": self.rejected,
             "map_size": len(self.database),
             "device": str(self.describer.device),
+            "precision": f"{str(self.describer.dtype).removeprefix('torch.')} "
+            f"({self.describer.precision_note})",
+            "backend": self.describer.backend_note,
             "mode": self.node_config.mode,
             "resize": resize_rule_text(self.describer.config),
             "verification": self._verification_text(),

@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 
 from ros2_netvlad.config_files import params_block, write_resolved_config
@@ -154,17 +156,37 @@ class Recording:
 
 def _replay(node, recording: Recording, bag, image_topic, rate, ready_timeout, log) -> float:
     """Plays the bag once the node is up, waits for its last answers; returns the play time."""
-    rclpy.init()
-    spinner = None
-    try:
-        recorder = rclpy.create_node("replay_eval_recorder")
+
+    def subscribe(recorder) -> None:
         recorder.create_subscription(
             PointCloud2, f"{NODE}/loop_closures", recording.on_candidates, 1000
         )
         recorder.create_subscription(
             PoseWithCovarianceStamped, f"{NODE}/pose_prior", recording.on_prior, 1000
         )
-        replayer = BagReplayer(bag, [image_topic], rate=rate)
+
+    return replay_recorded(node, recording, bag, [image_topic], rate, ready_timeout, log, subscribe)
+
+
+def replay_recorded(
+    node: subprocess.Popen,
+    recording: Recording,
+    bag: Path,
+    topics: list[str],
+    rate: float,
+    ready_timeout: float,
+    log: Path,
+    subscribe: Callable[[Node], None],
+) -> float:
+    """Plays ``topics`` of the bag to the node once it is up, while a recorder node (its
+    subscriptions made by ``subscribe``) records the answers; waits for the last ones. Returns the
+    play time."""
+    rclpy.init()
+    spinner = None
+    try:
+        recorder = rclpy.create_node("replay_eval_recorder")
+        subscribe(recorder)
+        replayer = BagReplayer(bag, topics, rate=rate)
         replayer.on_publish = recording.on_publish
         executor = SingleThreadedExecutor()
         executor.add_node(recorder)

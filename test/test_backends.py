@@ -1,0 +1,173 @@
+"""Inference backends behind the Describer, for real: ONNX export parity (ONNX Runtime), OpenVINO
+fp32 parity, an NNCF int8 model that keeps the right neighbours on real-photo places, clear errors
+for empty calibration and missing runtimes, precision auto by measurement, and the node running
+with model.backend onnxruntime over real rclpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nodeutil import PLACES, Client, query_view
+from ros2_netvlad.config import ArchConfig, DescriberConfig
+from ros2_netvlad.demo import world
+from ros2_netvlad.errors import DeviceError, InputError
+from ros2_netvlad.model import describer as describer_module
+from ros2_netvlad.model.backends import calibration_sample, onnxruntime_runner, torch_reference
+from ros2_netvlad.model.checkpoints import save
+from ros2_netvlad.model.clustering import initialize_netvlad
+from ros2_netvlad.model.describer import Describer, native_bf16
+from ros2_netvlad.model.export import export_model
+from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.ros.conversions import cloud_to_candidates
+from ros2_netvlad.tools import export_model as export_tool
+from rosutil import ros_session, spin_until, start_node, stop
+
+CPU = DescriberConfig(device="cpu", max_side=320)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    net = build_model(ArchConfig("efficientnet_lite0", 16), pretrained=True)
+    images = [world.render_view(p, np.random.default_rng(p.index)) for p in world.places(8)]
+    initialize_netvlad(Describer(net, CPU), images, progress=False)
+    return net
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    return export_model(model, tmp_path_factory.mktemp("export") / "model.onnx")
+
+
+def test_onnx_export_matches_torch_at_any_batch_and_size(model, exported):
+    assert exported.parity_max_diff <= 1e-4  # checked by the tool itself, on real photos
+    run = onnxruntime_runner(exported.onnx, torch.device("cpu"))
+    for size, count in (((320, 240), 3), ((200, 150), 1)):
+        batch = calibration_sample(size)[:count]
+        assert np.abs(run(batch) - torch_reference(model, batch)).max() <= 1e-4
+
+
+def test_openvino_fp32_matches_torch(model, exported):
+    reference = Describer(model, CPU)(list(calibration_sample()))
+    config = DescriberConfig(
+        device="cpu", max_side=320, backend="openvino", backend_model=str(exported.onnx)
+    )
+    openvino = Describer(model, config)
+    assert openvino.backend_note.startswith("openvino fp32")
+    assert np.abs(openvino(list(calibration_sample())) - reference).max() <= 1e-4
+
+
+def test_int8_keeps_the_right_neighbours_on_real_photo_places(model, tmp_path):
+    places = world.places(10)
+    rng_map, rng_query = np.random.default_rng(1), np.random.default_rng(2)
+    database = [world.render_view(p, rng_map) for p in places for _ in range(2)]
+    queries = [world.render_view(p, rng_query, changed=True) for p in places]
+    report = export_model(model, tmp_path / "m.onnx", iter(database))
+    assert report.int8 is not None and report.int8_cosine >= 0.9 and report.calibration_images == 20
+    fp32 = Describer(model, CPU)
+    int8 = Describer(
+        model,
+        DescriberConfig(
+            device="cpu", max_side=320, backend="openvino", backend_model=str(report.int8)
+        ),
+    )
+    assert int8.backend_note.startswith("openvino int8")
+
+    def top1(describer):
+        return np.argmax(describer(queries) @ describer(database).T, axis=1) // 2  # place index
+
+    truth = np.arange(len(places))
+    fp32_top1, int8_top1 = top1(fp32), top1(int8)
+    assert np.mean(int8_top1 == fp32_top1) >= 0.9
+    assert np.mean(int8_top1 == truth) >= np.mean(fp32_top1 == truth) - 0.1
+
+
+def test_calibration_refuses_an_empty_or_invalid_source(model, tmp_path, capsys):
+    with pytest.raises(InputError, match="gave no images"):
+        export_model(model, tmp_path / "m.onnx", iter([]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save(model, tmp_path / "w.pt")
+    for argv, expected in (
+        (["--calibration", str(empty)], "no images"),
+        (["--calibration", str(tmp_path / "missing")], "not found"),
+    ):
+        code = export_tool.main(
+            [
+                "--weights",
+                str(tmp_path / "w.pt"),
+                "--out",
+                str(tmp_path / "x.onnx"),
+                "--int8",
+                *argv,
+            ]
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and expected in err[0], err
+
+
+def test_backend_errors_name_what_is_missing(model):
+    try:
+        import tensorrt  # noqa: F401
+
+        expected = "needs a CUDA GPU"  # installed: then it is the device that is missing
+    except ImportError:
+        expected = "tensorrt is not installed; TensorRT: on a Jetson it comes with JetPack"
+    config = DescriberConfig(device="cpu", max_side=320, backend="tensorrt")
+    if expected == "needs a CUDA GPU" and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU with TensorRT is here: the GPU script measures this backend")
+    with pytest.raises(DeviceError, match=expected):
+        Describer(model, config)
+    with pytest.raises(InputError, match="model.backend_model: .* not found"):
+        Describer(
+            model, DescriberConfig(device="cpu", backend="onnxruntime", backend_model="/nope.onnx")
+        )
+
+
+def test_precision_auto_measures_bf16_where_the_cpu_has_it(model, monkeypatch):
+    describer = Describer(model, CPU)
+    if not native_bf16():
+        assert describer.dtype == torch.float32
+        assert describer.precision_note == "fp32: no native bf16 on this CPU"
+    monkeypatch.setattr(describer_module, "native_bf16", lambda: True)
+    measured = Describer(model, CPU)  # measures even where bf16 is emulated
+    note = measured.precision_note
+    assert note.startswith(("bf16 by measurement", "fp32 by measurement")), note
+    assert (measured.dtype == torch.bfloat16) == note.startswith("bf16"), note
+    assert "cosine" in note and "x fp32" in note
+
+
+@pytest.fixture(scope="module")
+def ros(tmp_path_factory):
+    yield from ros_session(tmp_path_factory.mktemp("ros_log"), "netvlad_backend_client")
+
+
+def test_node_runs_with_the_onnxruntime_backend(ros, small_map, tmp_path):
+    process = start_node(
+        {
+            "node.map": small_map,
+            "model.device": "cpu",
+            "model.backend": "onnxruntime",
+            "localizer.top_k": 3,
+            "node.diagnostics_period": 0.5,
+        },
+        {"image": "/cam", "image/compressed": "/cam/compressed", "__ns": "/robot"},
+        log=tmp_path / "node.log",
+    )
+    try:
+        client = Client(ros)
+        client.wait_ready(process)
+        correct = 0
+        for i, place in enumerate(PLACES):
+            table = client.send(query_view(place, 300 + i), (i + 1) * 1_000_000_000)
+            assert table.width >= 1 and len(table.data) == table.width * table.point_step
+            best = cloud_to_candidates(table)[0]
+            truth = world.place_position(place.index, len(PLACES))
+            correct += np.hypot(best["x"] - truth[0], best["y"] - truth[1]) < 25
+        assert correct >= 4, f"{correct}/5 places matched through onnxruntime"
+        spin_until(client.executor, lambda: "backend" in client.latest_status(), 10, "diagnostics")
+        assert client.latest_status()["backend"].startswith("onnxruntime fp32")
+    finally:
+        assert stop(process) == 0, (tmp_path / "node.log").read_text()[-2000:]
