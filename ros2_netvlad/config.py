@@ -88,7 +88,9 @@ class DescriberConfig:
     precision: str = field(
         default="auto",
         metadata=param(
-            "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 (CUDA) or bf16", read_only=True
+            "auto (fp16 on CUDA; on a CPU bf16 where measured faster and equal to fp32, else "
+            "fp32), fp32, fp16 (CUDA) or bf16",
+            read_only=True,
         ),
     )
     resize: str = field(

@@ -112,12 +112,18 @@ def replay_evaluate(
     max_side: int = 0,
     top_k: int = 20,
     ready_timeout: float = 180.0,
+    backend: str = "torch",
+    backend_model: str = "",
 ) -> dict:
     """Replays ``bag`` through a node of its own on ``map_dir`` and scores what it published."""
     arguments = dict(locals())  # the call as given, for config.yaml
     out.mkdir(parents=True, exist_ok=True)
     truth = ground_truth(bag, image_topic, poses)
-    node = start_node(map_dir, image_topic, params, device, max_side, top_k, out / "node.log")
+    extra = ["-p", f"model.backend:={backend}"]
+    extra += ["-p", f"model.backend_model:={backend_model}"] if backend_model else []
+    node = start_node(
+        map_dir, image_topic, params, device, max_side, top_k, out / "node.log", extra
+    )
     recording = Recording(header_stamps(bag, image_topic))
     try:
         duration = _replay(node, recording, bag, image_topic, rate, ready_timeout, out / "node.log")

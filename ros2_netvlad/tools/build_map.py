@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ros2_netvlad.config import (
     BACKBONES,
+    BACKENDS,
     ArchConfig,
     DatabaseConfig,
     DescriberConfig,
@@ -54,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="map directory to write")
     p.add_argument("--config", type=Path, help="YAML with model / database / keyframes sections")
     p.add_argument("--device", help="override model.device (auto, cpu, cuda)")
+    p.add_argument("--backend", choices=BACKENDS, help="override model.backend (torch)")
+    p.add_argument("--backend-model", help="override model.backend_model (export_model output)")
     p.add_argument("--index", help="faiss index: Flat (default), IVF<n>,PQ<m>, HNSW<M>")
     p.add_argument("--fp16", action="store_true", help="store vectors as fp16")
     p.add_argument("--min-distance", type=float, help="keyframe: metres moved")
@@ -84,7 +87,11 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     return BuildOptions(
-        model=section("model", DescriberConfig, {"device": args.device}),
+        model=section(
+            "model",
+            DescriberConfig,
+            {"device": args.device, "backend": args.backend, "backend_model": args.backend_model},
+        ),
         database=section(
             "database", DatabaseConfig, {"index": args.index, "fp16": args.fp16 or None}
         ),

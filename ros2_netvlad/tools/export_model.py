@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--image-topic", help="image topic when --calibration is a bag")
     p.add_argument("--calibration-images", type=int, default=300, help="at most this many (300)")
-    add_describer(p)
+    add_describer(p, backends=False)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if bool(args.weights) == bool(args.map):

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=4096, help="whitened dims (4096)")
     p.add_argument("--output-dim", type=int, default=0, help="keep the first N of them (0 = all)")
     p.add_argument("--max-images", type=int, default=10_000)
-    add_describer(p, map_default=False)
+    add_describer(p, map_default=False, backends=False)
     args = p.parse_args(argv)
     if bool(args.images) == bool(args.bag) or (args.bag and not args.image_topic):
         p.error("give --images DIR, or --bag with --image-topic")

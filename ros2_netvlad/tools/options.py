@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ros2_netvlad.config import DescriberConfig
+from ros2_netvlad.config import BACKENDS, DescriberConfig
 from ros2_netvlad.sources.rosbag import PoseLookup
 
 
@@ -38,14 +38,33 @@ def pose_lookup(
     return PoseLookup(args.pose_topic or "", frames, int(args.pose_tolerance * 1e9), origin)
 
 
-def add_describer(parser: argparse.ArgumentParser, map_default: bool = True) -> None:
-    """--device and --max-side (0: the map's resize rule, where there is a map)."""
+def add_describer(
+    parser: argparse.ArgumentParser, map_default: bool = True, backends: bool = True
+) -> None:
+    """--device and --max-side (0: the map's resize rule, where there is a map); --backend and
+    --backend-model where descriptors are computed for search."""
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA when available), cpu, cuda[:N]"
     )
     help_ = "longest image side; 0 = the map's (recommended)" if map_default else "longest side"
     parser.add_argument("--max-side", type=int, default=0 if map_default else 640, help=help_)
+    if backends:
+        add_backend(parser)
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="torch", help="inference runtime (torch)"
+    )
+    parser.add_argument(
+        "--backend-model", default="", help="exported .onnx / OpenVINO .xml (export_model)"
+    )
 
 
 def model_config(args: argparse.Namespace) -> DescriberConfig:
-    return DescriberConfig(device=args.device, max_side=args.max_side)
+    return DescriberConfig(
+        device=args.device,
+        max_side=args.max_side,
+        backend=getattr(args, "backend", "torch"),
+        backend_model=getattr(args, "backend_model", ""),
+    )

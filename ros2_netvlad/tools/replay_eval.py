@@ -79,6 +79,8 @@ def _localize(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         args.params,
         args.device,
         args.max_side,
+        backend=args.backend,
+        backend_model=args.backend_model,
     )
     print(summary_table(metrics))
     print(
