@@ -171,3 +171,17 @@ def test_node_runs_with_the_onnxruntime_backend(ros, small_map, tmp_path):
         assert client.latest_status()["backend"].startswith("onnxruntime fp32")
     finally:
         assert stop(process) == 0, (tmp_path / "node.log").read_text()[-2000:]
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="no CUDA GPU on this machine: CUDA fp16 and TensorRT are measured by "
+    "benchmarks/gpu.py where there is one",
+)
+def test_tensorrt_fp16_agrees_with_torch_on_a_gpu(model, exported):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed on this GPU machine")
+    config = DescriberConfig(
+        device="cuda", max_side=320, backend="tensorrt", backend_model=str(exported.onnx)
+    )
+    describer = Describer(model, config)  # refused below the fp16 agreement bound
+    assert describer.backend_note.startswith("tensorrt fp16")
