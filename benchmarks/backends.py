@@ -10,6 +10,7 @@ Run: `.venv/bin/python benchmarks/backends.py` (about 10 minutes on 2 cores).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import tempfile
 import time
@@ -83,10 +84,12 @@ def speed(root: Path, repeats: int, batches: list[int]) -> None:
                         device="cpu", resize="none", batch_size=batch, **overrides
                     )
                     describer = Describer(model, config)
-                except NetVLADError as error:
-                    print(f"| {label} | {batch} | {name} | refused: {error} | | |")
+                except (NetVLADError, RuntimeError) as error:
+                    print(f"| {label} | {batch} | {name} | failed: {error} | | |")
                     continue
                 seconds = timed(lambda: describer.describe(x), repeats) / batch
+                describer = None  # one runtime's buffers at a time (VGG16 at batch 8: gigabytes)
+                gc.collect()
                 baseline = baseline or seconds
                 print(
                     f"| {label} | {batch} | {name} | {1000 * seconds:.1f} | {1 / seconds:.2f} | "
