@@ -97,6 +97,7 @@ def evaluate(
         {
             "seconds": round(time.perf_counter() - start, 2),
             "model_fingerprint": database.fingerprint,
+            "describer": describer.summary,
         }
     )
     failures = _worst_failures(frames, per_query, ids, database, map_positions, threshold)
@@ -106,6 +107,7 @@ def evaluate(
         weights=weights or Path(map_dir) / "model.pt",
         threshold=threshold,
         model=describer.config,
+        describer=describer.summary,
         queries=len(frames),
         geo_origin=database.geo_origin,
     )

@@ -104,18 +104,20 @@ class Describer:
         self.runner, self.backend_note = None, "torch"
         if config.backend != "torch":
             self.runner, self.backend_note = build_runner(self.model, config, self.device)
-        log.info(
-            "describer on %s (%s: %s; backend %s), %d-D descriptors",
-            self.device,
-            self.dtype,
-            self.precision_note,
-            self.backend_note,
-            self.output_dim,
-        )
+        log.info("describer %s", self.summary)
 
     @property
     def output_dim(self) -> int:
         return self.model.output_dim
+
+    @property
+    def summary(self) -> str:
+        """Where and how descriptors are computed, with the reasons (logs, reports, diagnostics)."""
+        precision = str(self.dtype).removeprefix("torch.")
+        return (
+            f"on {self.device} ({precision}: {self.precision_note}; backend {self.backend_note}), "
+            f"{self.output_dim}-D descriptors"
+        )
 
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         if isinstance(images, np.ndarray) and images.ndim < 4:  # one image (validated below)

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             min_inliers=args.min_inliers,
         ),
     )
+    print(f"described {metrics['describer']}")
     print(summary_table(metrics))
     if "decisions" in metrics:
         print(decisions_table(metrics["decisions"]))
