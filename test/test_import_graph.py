@@ -8,7 +8,16 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ros2_netvlad"
-LEAVES = {"config", "config_files", "resize", "geometry", "imaging", "errors", "__init__"}
+LEAVES = {
+    "config",
+    "config_files",
+    "resize",
+    "geometry",
+    "imaging",
+    "errors",
+    "tables",
+    "__init__",
+}
 # stage → the stages it may import (leaves always allowed)
 ALLOWED = {
     "leaf": set(),

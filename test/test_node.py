@@ -17,7 +17,7 @@ from nodeutil import NS, PLACES, Client, drive, publish_odometry, query_view
 from ros2_netvlad.demo import world
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros.conversions import cloud_to_candidates, ns_to_stamp, rgb_to_image
-from ros2_netvlad.ros.node import LatestFrame
+from ros2_netvlad.ros.mailbox import LatestFrame
 from rosutil import ros_session, spin_until, start_node, stop
 
 

@@ -28,11 +28,10 @@ from evo.core.trajectory import PoseTrajectory3D  # noqa: E402
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.geometry import Pose
 from ros2_netvlad.sources.rosbag import open_bag, read_poses, stamp_ns
+from ros2_netvlad.tables import table_rows
 
 log = logging.getLogger(__name__)
 KERNELS = ("cauchy", "dcs", "huber", "none")
-# sensor_msgs/PointField datatypes → numpy
-POINT_FIELD_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 
 
 @dataclass(frozen=True)
@@ -61,22 +60,6 @@ class SlamConfig:
 
 
 # --- reading ------------------------------------------------------------------------------------
-def table_rows(msg) -> np.ndarray:
-    """A PointCloud2 (rosbags message) as a structured array, read by field name with the
-    message's own offsets and point_step."""
-    order = ">" if msg.is_bigendian else "<"
-    dtype = np.dtype(
-        {
-            "names": [f.name for f in msg.fields],
-            "formats": [order + POINT_FIELD_TYPES[f.datatype] for f in msg.fields],
-            "offsets": [f.offset for f in msg.fields],
-            "itemsize": msg.point_step,
-        }
-    )
-    data = np.asarray(msg.data, np.uint8).tobytes()
-    return np.frombuffer(data, dtype, count=msg.width * msg.height)
-
-
 def read_closures(bag: str | Path, topic: str) -> tuple[list[int], list[Closure]]:
     """(stamps of every answered frame, the verified best candidate of each frame that has one)."""
     answered, closures = [], []

@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,13 +23,14 @@ import numpy as np
 from ros2_netvlad import __version__
 from ros2_netvlad.config import DatabaseConfig, DescriberConfig
 from ros2_netvlad.maps.search import exact_search, search_excluding
-from ros2_netvlad.maps.storage import (
+from ros2_netvlad.maps.storage import (  # Entry: re-exported, the public name stays here
     ENTRIES,
     FORMAT_VERSION,
     INDEX,
     MANIFEST,
     MODEL,
     SCHEMA,
+    Entry,
     MapError,
     fsync_dir,
     read_entries,
@@ -43,38 +43,6 @@ from ros2_netvlad.model.local_features import FeatureSettings, LocalFeatures
 from ros2_netvlad.resize import RESIZE_DEFAULTS, resolve_resize
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Entry:
-    stamp_ns: int
-    frame_id: str
-    position: tuple[float, float, float]
-    orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
-    covariance: tuple[float, ...] | None = None
-    geo: tuple[float, float, float] | None = None  # latitude, longitude, altitude
-    source: str = ""
-
-    def row(self) -> tuple:
-        cov = None if self.covariance is None else np.asarray(self.covariance, np.float64).tobytes()
-        lat, lon, alt = self.geo if self.geo else (None, None, None)
-        return (
-            int(self.stamp_ns),
-            self.frame_id,
-            *map(float, self.position),
-            *map(float, self.orientation),
-            cov,
-            lat,
-            lon,
-            alt,
-            self.source,
-        )
-
-    @staticmethod
-    def from_row(row: Sequence) -> "Entry":
-        cov = None if row[10] is None else tuple(np.frombuffer(row[10], np.float64))
-        geo = None if row[11] is None else (row[11], row[12], row[13])
-        return Entry(row[1], row[2], tuple(row[3:6]), tuple(row[6:10]), cov, geo, row[14])
 
 
 class MapDatabase:

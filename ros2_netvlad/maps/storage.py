@@ -1,6 +1,6 @@
-"""A map directory on disk: reading its manifest, index and entries with errors that name the file,
-and replacing a directory atomically (write a temporary sibling, then swap it in; a save cut short
-leaves the previous map, recovered on the next load)."""
+"""A map directory on disk: the entry row format, reading its manifest, index and entries with
+errors that name the file, and replacing a directory atomically (write a temporary sibling, then
+swap it in; a save cut short leaves the previous map, recovered on the next load)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import logging
 import os
 import shutil
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import faiss
+import numpy as np
 
 from ros2_netvlad.errors import InputError
 
@@ -44,6 +47,38 @@ CREATE TABLE images (id INTEGER PRIMARY KEY, jpeg BLOB NOT NULL);  -- optional (
 """
     + LOCAL_FEATURES_SCHEMA
 )
+
+
+@dataclass(frozen=True)
+class Entry:
+    stamp_ns: int
+    frame_id: str
+    position: tuple[float, float, float]
+    orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+    covariance: tuple[float, ...] | None = None
+    geo: tuple[float, float, float] | None = None  # latitude, longitude, altitude
+    source: str = ""
+
+    def row(self) -> tuple:
+        cov = None if self.covariance is None else np.asarray(self.covariance, np.float64).tobytes()
+        lat, lon, alt = self.geo if self.geo else (None, None, None)
+        return (
+            int(self.stamp_ns),
+            self.frame_id,
+            *map(float, self.position),
+            *map(float, self.orientation),
+            cov,
+            lat,
+            lon,
+            alt,
+            self.source,
+        )
+
+    @staticmethod
+    def from_row(row: Sequence) -> "Entry":
+        cov = None if row[10] is None else tuple(np.frombuffer(row[10], np.float64))
+        geo = None if row[11] is None else (row[11], row[12], row[13])
+        return Entry(row[1], row[2], tuple(row[3:6]), tuple(row[6:10]), cov, geo, row[14])
 
 
 class MapError(InputError):

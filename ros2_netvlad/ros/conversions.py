@@ -12,6 +12,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ros2_netvlad.imaging import rgb_to_jpeg
 from ros2_netvlad.localization.localizer import Candidate, PosePrior
+from ros2_netvlad.tables import POINT_FIELD_TYPES, table_rows
 
 # The ~/loop_closures table (DESIGN §5): one point per candidate, best first, 8-byte aligned rows.
 CANDIDATE_FIELDS = [
@@ -31,17 +32,10 @@ CANDIDATE_FIELDS = [
     ("inliers", 76, PointField.UINT32),
     ("rerank_score", 80, PointField.FLOAT32),
 ]
-_NUMPY = {
-    PointField.FLOAT64: "<f8",
-    PointField.FLOAT32: "<f4",
-    PointField.UINT32: "<u4",
-    PointField.INT32: "<i4",
-    PointField.UINT8: "u1",
-}
 CANDIDATE_DTYPE = np.dtype(
     {
         "names": [f[0] for f in CANDIDATE_FIELDS],
-        "formats": [_NUMPY[f[2]] for f in CANDIDATE_FIELDS],
+        "formats": ["<" + POINT_FIELD_TYPES[f[2]] for f in CANDIDATE_FIELDS],
         "offsets": [f[1] for f in CANDIDATE_FIELDS],
         "itemsize": 88,
     }
@@ -88,18 +82,9 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
 
 
 def cloud_to_candidates(msg: PointCloud2) -> np.ndarray:
-    """The table back as a numpy structured array, read the way a consumer must: by field name,
-    with the message's own offsets and point_step (so tables with fewer or more fields read)."""
-    order = ">" if msg.is_bigendian else "<"
-    dtype = np.dtype(
-        {
-            "names": [f.name for f in msg.fields],
-            "formats": [order + _NUMPY[f.datatype].lstrip("<") for f in msg.fields],
-            "offsets": [f.offset for f in msg.fields],
-            "itemsize": msg.point_step,
-        }
-    )
-    return np.frombuffer(bytes(msg.data), dtype, count=msg.width * msg.height)
+    """The table back as a numpy structured array, by field name with the message's own offsets
+    and point_step (so tables with fewer or more fields read)."""
+    return table_rows(msg)
 
 
 def pose_msg(position: np.ndarray, orientation: np.ndarray) -> Pose:

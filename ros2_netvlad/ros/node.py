@@ -37,29 +37,8 @@ from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.weights import load
 from ros2_netvlad.resize import resize_rule_text
 from ros2_netvlad.ros import conversions, params, topics
+from ros2_netvlad.ros.mailbox import LatestFrame
 from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner
-
-
-class LatestFrame:
-    """A one-slot mailbox: putting a frame replaces (and counts as dropped) one not yet taken."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Condition()
-        self._item: tuple | None = None
-        self.dropped = 0
-
-    def put(self, item: tuple) -> None:
-        with self._ready:
-            self.dropped += self._item is not None
-            self._item = item
-            self._ready.notify()
-
-    def take(self, timeout: float) -> tuple | None:
-        with self._ready:
-            if self._item is None:
-                self._ready.wait(timeout)
-            item, self._item = self._item, None
-            return item
 
 
 class LocalizerNode(Node):
