@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import skimage.data
@@ -9,6 +11,12 @@ import torch
 
 from ros2_netvlad.config import ArchConfig
 from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.model.precision import NATIVE_BF16_ENV
+
+# precision auto picks bf16 by measurement on CPUs that have it natively, so the same test would
+# compute fp32 on one machine and bf16 on another. The suite (and every node it starts) sees no
+# native bf16; the tests about auto force the capability both ways themselves.
+os.environ[NATIVE_BF16_ENV] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -13,18 +13,24 @@ from nodeutil import PLACES, Client, query_view
 from ros2_netvlad.config import ArchConfig, DescriberConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.errors import DeviceError, InputError
-from ros2_netvlad.model import describer as describer_module
-from ros2_netvlad.model.backends import calibration_sample, onnxruntime_runner, torch_reference
+from ros2_netvlad.model.backends import (
+    calibration_sample,
+    onnxruntime_runner,
+    openvino_precision_hint,
+    torch_reference,
+)
 from ros2_netvlad.model.checkpoints import save
 from ros2_netvlad.model.clustering import initialize_netvlad
-from ros2_netvlad.model.describer import Describer, native_bf16
+from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.export import export_model
 from ros2_netvlad.model.netvlad import build_model
+from ros2_netvlad.model.precision import NATIVE_BF16_ENV
 from ros2_netvlad.ros.conversions import cloud_to_candidates
 from ros2_netvlad.tools import export_model as export_tool
 from rosutil import ros_session, spin_until, start_node, stop
 
-CPU = DescriberConfig(device="cpu", max_side=320)
+CPU = DescriberConfig(device="cpu", max_side=320, precision="fp32")  # the torch fp32 reference
+OPENVINO = {"device": "cpu", "max_side": 320, "backend": "openvino"}
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +132,26 @@ def test_backend_errors_name_what_is_missing(model):
         )
 
 
-def test_precision_auto_measures_bf16_where_the_cpu_has_it(model, monkeypatch):
-    describer = Describer(model, CPU)
-    if not native_bf16():
-        assert describer.dtype == torch.float32
-        assert describer.precision_note == "fp32: no native bf16 on this CPU"
-    monkeypatch.setattr(describer_module, "native_bf16", lambda: True)
-    measured = Describer(model, CPU)  # measures even where bf16 is emulated
-    note = measured.precision_note
-    assert note.startswith(("bf16 by measurement", "fp32 by measurement")), note
-    assert (measured.dtype == torch.bfloat16) == note.startswith("bf16"), note
-    assert "cosine" in note and "x fp32" in note
+def test_openvino_precision_is_asked_for_never_the_plugin_default(model, exported, monkeypatch):
+    """OpenVINO's CPU plugin computes in bf16 by default where the CPU has it: fp32 is asked for
+    explicitly (and read back from the compiled model); bf16 is its own choice, only where native.
+    The capability is forced both ways, so this holds on every CPU."""
+    onnx = str(exported.onnx)
+    for native in ("0", "1"):
+        monkeypatch.setenv(NATIVE_BF16_ENV, native)
+        fp32 = Describer(model, DescriberConfig(**OPENVINO, backend_model=onnx, precision="fp32"))
+        assert fp32.backend_note.startswith("openvino fp32 ("), fp32.backend_note
+    assert openvino_precision_hint("fp32", native=True) == "f32"
+    assert openvino_precision_hint("bf16", native=True) == "bf16"
+    monkeypatch.setenv(NATIVE_BF16_ENV, "0")
+    with pytest.raises(DeviceError, match="needs a CPU with native bf16"):
+        Describer(model, DescriberConfig(**OPENVINO, backend_model=onnx, precision="bf16"))
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")  # native, or at least asked for: labelled as run
+    bf16 = Describer(model, DescriberConfig(**OPENVINO, backend_model=onnx, precision="bf16"))
+    assert bf16.backend_note.startswith(("openvino bf16 (", "openvino fp32 (")), bf16.backend_note
+    with pytest.raises(DeviceError, match="runs in fp32, not bf16"):
+        onnxruntime = {**OPENVINO, "backend": "onnxruntime", "precision": "bf16"}
+        Describer(model, DescriberConfig(**onnxruntime))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from ros2_netvlad.config import ConfigError, DescriberConfig
 from ros2_netvlad.errors import DeviceError
 from ros2_netvlad.model.describer import Describer, describe_all
 
-CPU = DescriberConfig(device="cpu", max_side=96)
+CPU = DescriberConfig(device="cpu", max_side=96, precision="fp32")  # comparisons at fp32
 
 
 @pytest.fixture(scope="module")

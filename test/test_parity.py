@@ -55,7 +55,8 @@ def photo():
 
 
 def ours(path, image: np.ndarray, **kwargs) -> np.ndarray:
-    return Describer(load(path, **kwargs), DescriberConfig(resize="none", device="cpu"))(image)
+    fp32 = DescriberConfig(resize="none", device="cpu", precision="fp32")  # parity at fp32
+    return Describer(load(path, **kwargs), fp32)(image)
 
 
 def test_patch_netvlad_checkpoint_with_wpca(tmp_path, photo):

@@ -16,7 +16,7 @@ from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.preprocessing import Preprocessing
 from ros2_netvlad.model.weights import load
 
-CPU = DescriberConfig(resize="none", device="cpu")
+CPU = DescriberConfig(resize="none", device="cpu", precision="fp32")  # parity: fp32
 
 
 def small_photo(photos):

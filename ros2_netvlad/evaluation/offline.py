@@ -69,7 +69,7 @@ def evaluate(
     start = time.perf_counter()
     model = load(weights or Path(map_dir) / "model.pt")
     database = MapDatabase.load(map_dir, fingerprint(model))
-    describer = Describer(model, database.resize_config(model_config, force))
+    describer = Describer(model, database.resize_config(model_config, force), database.precision)
     reranker = offline_localizer(database, localizer, top_n)
     frames, descriptors, features = [], [], []
     for query in tqdm(queries, desc="describing queries", unit="img", disable=not progress):

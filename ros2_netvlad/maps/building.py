@@ -130,7 +130,8 @@ def build_map(
         return BuildReport(
             None, len(rows), counts, None, time.perf_counter() - start, describe_seconds, alpha
         )
-    path = _write(out, rows, model, sources, dataclasses.replace(options, model=model_config))
+    options = dataclasses.replace(options, model=model_config)
+    path = _write(out, rows, model, sources, options, describer.precision_name)
     positions = np.array([r[2].position for r in rows])
     extent = (positions.min(0), positions.max(0))
     return BuildReport(
@@ -212,6 +213,7 @@ def _write(
     model: PlaceNet,
     sources: list[Source],
     options: BuildOptions,
+    precision: str,
 ) -> Path:
     database = MapDatabase.create(
         model.output_dim, options.database, fingerprint(model), checkpoint_bytes(model)
@@ -224,6 +226,7 @@ def _write(
         database.record_local_features(options.local_features)
     model_config = resolve_resize(options.model)[0]
     database.record_resize(model_config)
+    database.record_precision(precision)
     database.manifest["build"] = resolved(
         model=model_config,
         database=options.database,

@@ -139,6 +139,16 @@ class MapDatabase:
         """Stores the resize rule the map's descriptors were made with (additive manifest key)."""
         self.manifest["resize"] = {k: getattr(config, k) for k in RESIZE_DEFAULTS}
 
+    def record_precision(self, precision: str) -> None:
+        """Stores the precision (fp32, fp16, bf16) the map's descriptors were computed at; readers
+        with model.precision auto compute their queries at it too (additive manifest key)."""
+        self.manifest["precision"] = precision
+
+    @property
+    def precision(self) -> str:
+        """What the map's descriptors were computed at; "" for maps made before maps said so."""
+        return str(self.manifest.get("precision", ""))
+
     def resize_config(self, config: DescriberConfig, force: bool = False) -> DescriberConfig:
         """``config`` with auto / 0 taken from this map's recorded resize rule; an explicit rule
         that differs is refused (ConfigError), or only warned about with ``force``."""

@@ -1,6 +1,7 @@
 """Inference backends behind the Describer: the same network exported to ONNX (preprocessing inside,
-the L2-normalized descriptor out, dynamic batch and image size) and run by ONNX Runtime, OpenVINO
-(fp32, or int8 quantized by NNCF) or TensorRT.
+the L2-normalized descriptor out, dynamic batch and image size) and run by ONNX Runtime (fp32),
+OpenVINO (fp32 asked for explicitly, bf16 where the CPU has it natively, or int8 quantized by NNCF)
+or TensorRT (fp16).
 
 Every backend takes what the torch path takes — a batch of N×H×W×3 uint8 RGB images, already
 resized — and returns N×D float32 descriptors. The runtimes are imported only when chosen, so a
@@ -26,12 +27,15 @@ from torch import nn
 from ros2_netvlad.errors import DeviceError, InputError
 from ros2_netvlad.model.checkpoints import fingerprint
 from ros2_netvlad.model.netvlad import PlaceNet
+from ros2_netvlad.model.precision import native_bf16
 
 log = logging.getLogger(__name__)
 OPSET = 18
 PARITY_FP32 = 1e-4  # max |diff| of an fp32 export against torch (export_model checks it)
 # minimum cosine between a backend's descriptors and torch fp32 on the calibration sample
-AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.9}
+AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "bf16": 0.98, "int8": 0.9}
+# OpenVINO's CPU plugin computes in bf16 by default wherever the CPU has it: always say which.
+OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
@@ -91,10 +95,14 @@ def cache_dir() -> Path:
     return Path(base) / "ros2_netvlad" / "exported"
 
 
-def build_runner(model: PlaceNet, config, device: torch.device) -> tuple[Runner, str]:
+def build_runner(
+    model: PlaceNet, config, device: torch.device, precision: str = "fp32"
+) -> tuple[Runner, str]:
     """The backend ``config.backend`` on ``config.backend_model`` (or the weights exported to an
-    ONNX file in the cache, keyed by their fingerprint), refused when its descriptors drift from
-    torch fp32 on real photos beyond the bound for its precision. Returns (runner, description)."""
+    ONNX file in the cache, keyed by their fingerprint) at ``precision`` (fp32, fp16, bf16: what
+    the Describer resolved), refused when its descriptors drift from torch fp32 on real photos
+    beyond the bound for its precision. Returns (runner, description)."""
+    kind = backend_precision(config.backend, precision)
     if config.backend_model:
         path = Path(config.backend_model)
         if not path.is_file():
@@ -104,18 +112,47 @@ def build_runner(model: PlaceNet, config, device: torch.device) -> tuple[Runner,
         if not path.is_file():
             log.info("exporting the weights to %s", path)
             export_onnx(model, path)
-    make = {"onnxruntime": onnxruntime_runner, "openvino": openvino_runner}
-    make["tensorrt"] = tensorrt_runner
-    runner = normalized(make[config.backend](path, device))
-    kind = "fp16" if config.backend == "tensorrt" else "int8" if is_int8(path) else "fp32"
-    sample = calibration_sample()
+    if config.backend == "openvino":
+        raw, computed = openvino_runner(path, device, kind)
+    else:
+        make = {"onnxruntime": onnxruntime_runner, "tensorrt": tensorrt_runner}
+        raw, computed = make[config.backend](path, device), kind
+    label = "int8" if is_int8(path) else kind
+    runner, sample = normalized(raw), calibration_sample()
     cosine = check_agreement(
         torch_reference(model, sample),
         runner(sample),
-        AGREEMENT[kind],
-        f"model.backend {config.backend} ({path.name})",
+        AGREEMENT[label],
+        f"model.backend {config.backend} {label} ({path.name})",
     )
-    return runner, f"{config.backend} {kind} ({path.name}, cosine {cosine:.4f} to torch fp32)"
+    note = f"{config.backend} {label}"
+    if label == "int8":
+        note += f" (float parts in {computed})"
+    return runner, f"{note} ({path.name}, cosine {cosine:.4f} to torch fp32)"
+
+
+def backend_precision(backend: str, precision: str) -> str:
+    """The precision a backend computes in for the one the Describer resolved; refused where that
+    backend cannot run it (DeviceError naming the choices)."""
+    offered = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16"), "tensorrt": ("fp16",)}
+    if backend == "tensorrt" and precision == "fp32":
+        return "fp16"  # TensorRT builds fp16 engines; auto on CUDA also resolves to fp16
+    if precision not in offered[backend]:
+        raise DeviceError(
+            f"model.backend {backend} runs in {' or '.join(offered[backend])}, not "
+            f"{precision}; set model.precision to auto or {offered[backend][0]}"
+        )
+    return precision
+
+
+def openvino_precision_hint(precision: str, native: bool) -> str:
+    """OpenVINO's INFERENCE_PRECISION_HINT for fp32 or bf16; bf16 only where it is native."""
+    if precision == "bf16" and not native:
+        raise DeviceError(
+            "model.backend openvino bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); "
+            "this one has none: use model.precision fp32"
+        )
+    return OPENVINO_PRECISION[precision]
 
 
 def normalized(runner: Runner) -> Runner:
@@ -155,14 +192,24 @@ def onnxruntime_runner(onnx_path: Path, device: torch.device) -> Runner:
     return lambda batch: session.run(None, {"images": batch})[0]
 
 
-def openvino_runner(model_path: Path, device: torch.device) -> Runner:
+def openvino_runner(model_path: Path, device: torch.device, precision: str) -> tuple[Runner, str]:
+    """OpenVINO on the CPU at an explicit inference precision; returns the runner and the
+    precision the compiled model reports."""
     ov = _require("openvino", "pip install openvino")
     if device.type == "cuda":
         raise DeviceError("model.backend openvino runs on Intel CPUs/GPUs/NPUs; use device cpu")
+    hint = openvino_precision_hint(precision, native_bf16())
     core = ov.Core()
-    compiled = core.compile_model(str(model_path), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    options = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
+    compiled = core.compile_model(str(model_path), "CPU", options)
     request = compiled.create_infer_request()
-    return lambda batch: np.array(request.infer({0: batch})[compiled.output(0)])
+    computed = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    names = {"f32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16"}
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return np.array(request.infer({0: batch})[compiled.output(0)])
+
+    return run, names.get(computed, computed)
 
 
 def tensorrt_runner(onnx_path: Path, device: torch.device, cache: Path | None = None) -> Runner:

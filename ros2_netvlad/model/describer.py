@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -14,12 +13,13 @@ import torch.nn.functional as F
 from ros2_netvlad.config import DescriberConfig
 from ros2_netvlad.errors import DeviceError, InputError
 from ros2_netvlad.imaging import resize
-from ros2_netvlad.model.backends import build_runner, calibration_photos
+from ros2_netvlad.model import precision
+from ros2_netvlad.model.backends import build_runner, calibration_photos, calibration_sample
 from ros2_netvlad.model.netvlad import PlaceNet
+from ros2_netvlad.model.precision import Precision, native_bf16  # noqa: F401 (public here too)
 from ros2_netvlad.resize import resolve_resize
 
 log = logging.getLogger(__name__)
-BF16_AGREEMENT = 0.999  # cosine with fp32 on a real photo for precision auto to pick bf16
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,26 +36,6 @@ def resolve_device(name: str) -> torch.device:
             f"CUDA device(s)"
         )
     return device
-
-
-def native_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16 is emulated and
-    many times slower than fp32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """The precision asked for; ``auto`` is fp16 on CUDA and fp32 on a CPU until the Describer
-    has measured bf16 there (``choose_cpu_precision``)."""
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if name == "fp16" and device.type != "cuda":
-        raise DeviceError(
-            f"model.precision fp16 needs a CUDA device, and the model runs on {device}; "
-            f"use auto, fp32 or bf16 on the CPU"
-        )
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
 def validate_image(image: object, index: int = 0) -> np.ndarray:
@@ -89,22 +69,41 @@ class Describer:
     array or a list of images (sizes may differ).
     """
 
-    def __init__(self, model: PlaceNet, config: DescriberConfig = DescriberConfig()) -> None:
+    def __init__(
+        self,
+        model: PlaceNet,
+        config: DescriberConfig = DescriberConfig(),
+        map_precision: str = "",
+    ) -> None:
+        """``map_precision``: what the map's descriptors were computed at (its manifest); with
+        model.precision auto the queries use it too, so map and queries stay comparable."""
         self.config, _ = resolve_resize(config)  # auto / 0 → the defaults (callers with a map
         config = self.config  # resolve against the map's recorded settings first)
         self.device = resolve_device(config.device)
-        self.dtype = resolve_precision(config.precision, self.device)
         if config.threads:
             torch.set_num_threads(config.threads)
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=memory_format)
-        self.precision_note = "as configured" if config.precision != "auto" else "auto"
-        if config.precision == "auto" and self.device.type == "cpu":
-            self.dtype, self.precision_note = self._choose_cpu_precision()
+        self.precision = self._resolve_precision(map_precision)
         self.runner, self.backend_note = None, "torch"
         if config.backend != "torch":
-            self.runner, self.backend_note = build_runner(self.model, config, self.device)
+            self.runner, self.backend_note = build_runner(
+                self.model, config, self.device, self.precision.name
+            )
         log.info("describer %s", self.summary)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.precision.dtype
+
+    @property
+    def precision_note(self) -> str:
+        return self.precision.reason
+
+    @property
+    def precision_name(self) -> str:
+        """What the descriptors are computed at, as a map records it (fp32, fp16, bf16)."""
+        return self.precision.name
 
     @property
     def output_dim(self) -> int:
@@ -192,25 +191,39 @@ class Describer:
             y = F.normalize(y, p=2, dim=1)
         return y.cpu().numpy()
 
-    def _choose_cpu_precision(self) -> tuple[torch.dtype, str]:
-        """bf16 when this CPU has it natively, it is faster at warm-up and its descriptors agree
-        with fp32 (cosine >= 0.999 on a real photo); fp32 otherwise, with the reason."""
-        if not native_bf16():
-            return torch.float32, "fp32: no native bf16 on this CPU"
-        sample = np.stack([self.resize(photo) for photo in calibration_photos()[:1]])
-        timings, outputs = {}, {}
+    def _resolve_precision(self, map_precision: str) -> Precision:
+        """Explicit wins; auto takes the map's, else the device's default, and on a CPU with
+        native bf16 running torch, a repeated measurement (precision.choose_cpu)."""
+        name, device = self.config.precision, self.device
+        if name != "auto":
+            if map_precision and map_precision != name:
+                log.warning(
+                    "model.precision %s, but the map was described at %s: its descriptors and "
+                    "these differ slightly (leave precision at auto to use the map's)",
+                    name,
+                    map_precision,
+                )
+            return precision.explicit(name, device)
+        if map_precision:
+            return precision.from_map(map_precision, device)
+        if device.type != "cpu" or not native_bf16() or self.config.backend != "torch":
+            return precision.default(device)
+        return self._measure_cpu_precision()
+
+    def _measure_cpu_precision(self) -> Precision:
+        height, width = self.resize(calibration_photos()[0]).shape[:2]
+        sample = calibration_sample((width, height))  # three real photos at the map's size
+        outputs = {}
         for dtype in (torch.float32, torch.bfloat16):
-            self.dtype = dtype
-            self._forward(sample, self.model.forward)  # warm-up: kernel selection
-            start = time.perf_counter()
+            self.precision = Precision(dtype, "measuring")
             outputs[dtype] = self._forward(sample, self.model.forward)
-            timings[dtype] = time.perf_counter() - start
-        cosine = float(np.sum(outputs[torch.float32] * outputs[torch.bfloat16]))
-        speedup = timings[torch.float32] / timings[torch.bfloat16]
-        measured = f"bf16 {speedup:.2f}x fp32, cosine {cosine:.5f}"
-        if speedup > 1.1 and cosine >= BF16_AGREEMENT:
-            return torch.bfloat16, f"bf16 by measurement ({measured})"
-        return torch.float32, f"fp32 by measurement ({measured})"
+        cosine = float(np.min(np.sum(outputs[torch.float32] * outputs[torch.bfloat16], axis=1)))
+
+        def run(dtype: torch.dtype) -> None:
+            self.precision = Precision(dtype, "measuring")
+            self._forward(sample[:1], self.model.forward)
+
+        return precision.choose_cpu(cosine, lambda: precision.timed_speedup(run))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:

@@ -75,6 +75,6 @@ def export_model(
     if not images:
         raise InputError("int8 calibration: the calibration source gave no images")
     int8 = quantize_int8(out, images, out.with_name(f"{out.stem}_int8.xml"))
-    runner = normalized(openvino_runner(int8, CPU))
+    runner = normalized(openvino_runner(int8, CPU, "fp32")[0])
     cosine = check_agreement(reference, runner(sample), AGREEMENT["int8"], f"{int8.name}")
     return ExportReport(out, diff, int8, cosine, len(images))

@@ -102,9 +102,12 @@ class LocalizerNode(Node):
                 map_dir, fingerprint(model), config.force_map, self.configs["database"]
             )
         # the map's resize rule unless set here; a different one is refused unless node.force_map
-        describer = Describer(model, database.resize_config(model_config, config.force_map))
+        describer = Describer(
+            model, database.resize_config(model_config, config.force_map), database.precision
+        )
         if new_map:
             database.record_resize(describer.config)
+            database.record_precision(describer.precision_name)
         return describer, database
 
     def _setup_ros(self) -> None:
