@@ -1,63 +1,71 @@
 """ros2 launch ros2_netvlad localize.launch.py map:=/path/to/map [image_topic:=/camera/image_raw]
-..."""
+[mode:=loop_closure odom_topic:=/odom] ...  (`ros2 launch ros2_netvlad localize.launch.py -s` lists
+every argument).
+
+Stopping: Ctrl-C, SIGINT, SIGTERM or SIGHUP to `ros2 launch` (or its process group) all stop the
+node the same way (a grown map is saved) and launch returns once the node has exited."""
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
+from ros2_netvlad.ros.launching import end_with_the_node, require_file, stop_gracefully_on_sigterm
+
+ARGUMENTS = {  # name: (default, description)
+    "map": ("", "map directory (build_map --out); created in loop_closure mode"),
+    "weights": ("", "checkpoint; empty = the map's model.pt"),
+    "params_file": ("", "node parameters YAML; empty = the shipped config/localize.yaml"),
+    "image_topic": ("/camera/image_raw", "raw image topic; <image_topic>/compressed is used too"),
+    "device": ("auto", "auto, cpu, cuda or cuda:N"),
+    "namespace": ("", "node namespace"),
+    "use_sim_time": ("false", "use /clock (housekeeping still runs on a steady clock)"),
+    "mode": ("", "localize | loop_closure; empty = the params file's"),
+    "odom_topic": ("odom", "odometry topic (loop_closure mode), relative to the namespace"),
+    "map_frame": ("", "frame_id of published poses; empty = the params file's (auto)"),
+    "stop_timeout": ("30.0", "seconds launch waits after SIGINT before SIGTERM, then SIGKILL"),
+}
 
 
 def generate_launch_description() -> LaunchDescription:
-    default_params = os.path.join(
-        get_package_share_directory("ros2_netvlad"), "config", "localize.yaml"
-    )
+    stop_gracefully_on_sigterm()
     arguments = [
-        DeclareLaunchArgument(
-            "map", default_value="", description="map directory (build_map --out)"
-        ),
-        DeclareLaunchArgument(
-            "weights", default_value="", description="checkpoint; empty = the map's model.pt"
-        ),
-        DeclareLaunchArgument(
-            "params_file", default_value=default_params, description="node parameters YAML"
-        ),
-        DeclareLaunchArgument(
-            "image_topic",
-            default_value="/camera/image_raw",
-            description="raw image topic; <image_topic>/compressed is used for CompressedImage",
-        ),
-        DeclareLaunchArgument(
-            "device", default_value="auto", description="auto, cpu, cuda or cuda:N"
-        ),
-        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock"),
+        DeclareLaunchArgument(name, default_value=default, description=description)
+        for name, (default, description) in ARGUMENTS.items()
     ]
-    image_topic = LaunchConfiguration("image_topic")
+    return LaunchDescription([*arguments, OpaqueFunction(function=_node)])
+
+
+def _node(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    shipped = os.path.join(get_package_share_directory("ros2_netvlad"), "config", "localize.yaml")
+    params_file = require_file(value["params_file"] or shipped, "params_file")
+    overrides = {  # strings stay strings: an empty map path must not become YAML null
+        "node.map": value["map"],
+        "model.weights": value["weights"],
+        "model.device": value["device"],
+        "use_sim_time": value["use_sim_time"].lower() in ("true", "1", "yes"),
+    }
+    overrides.update({f"node.{k}": value[k] for k in ("mode", "map_frame") if value[k]})
+    image = value["image_topic"]
     node = Node(
         package="ros2_netvlad",
         executable="netvlad_localizer",
         name="netvlad_localizer",
-        namespace=LaunchConfiguration("namespace"),
+        namespace=value["namespace"],
         output="screen",
-        parameters=[
-            LaunchConfiguration("params_file"),
-            # Strings stay strings (an empty map or weights path must not become YAML null).
-            {
-                "node.map": ParameterValue(LaunchConfiguration("map"), value_type=str),
-                "model.weights": ParameterValue(LaunchConfiguration("weights"), value_type=str),
-                "model.device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                "use_sim_time": ParameterValue(
-                    LaunchConfiguration("use_sim_time"), value_type=bool
-                ),
-            },
+        parameters=[params_file, overrides],
+        remappings=[
+            ("image", image),
+            ("image/compressed", f"{image}/compressed"),
+            ("odom", value["odom_topic"]),
         ],
-        remappings=[("image", image_topic), ("image/compressed", [image_topic, "/compressed"])],
-        # When the node ends (refused to start, or stopped), the launch ends too instead of idling.
-        on_exit=Shutdown(reason="netvlad_localizer exited"),
+        sigterm_timeout=value["stop_timeout"],
+        sigkill_timeout=value["stop_timeout"],
     )
-    return LaunchDescription([*arguments, node])
+    on_exit = OnProcessExit(target_action=node, on_exit=end_with_the_node("netvlad_localizer"))
+    return [node, RegisterEventHandler(on_exit)]

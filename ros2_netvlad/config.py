@@ -88,8 +88,9 @@ class DescriberConfig:
     precision: str = field(
         default="auto",
         metadata=param(
-            "auto (fp16 on CUDA; on a CPU bf16 where measured faster and equal to fp32, else "
-            "fp32), fp32, fp16 (CUDA) or bf16",
+            "auto (the map's precision; without one fp16 on CUDA, and on a CPU bf16 only where "
+            "it is native, measured faster and equal to fp32, else fp32), fp32, fp16 (CUDA) or "
+            "bf16",
             read_only=True,
         ),
     )
@@ -136,8 +137,9 @@ class DescriberConfig:
     backend: str = field(
         default="torch",
         metadata=param(
-            "inference runtime: torch, onnxruntime, openvino (fp32, or int8 with an int8 "
-            "backend_model) or tensorrt (CUDA, fp16)",
+            "inference runtime: torch, onnxruntime (fp32), openvino (fp32; bf16 with precision "
+            "bf16 on a CPU with native bf16; int8 with an int8 backend_model) or tensorrt (CUDA, "
+            "fp16)",
             read_only=True,
         ),
     )

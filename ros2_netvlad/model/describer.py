@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -36,6 +38,17 @@ def resolve_device(name: str) -> torch.device:
             f"CUDA device(s)"
         )
     return device
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; the platform's word elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def validate_image(image: object, index: int = 0) -> np.ndarray:
@@ -91,6 +104,13 @@ class Describer:
                 self.model, config, self.device, self.precision.name
             )
         log.info("describer %s", self.summary)
+
+    @property
+    def hardware(self) -> str:
+        """The device in words (diagnostics' hardware_id): 'cuda:0 NVIDIA ...', 'cpu AMD EPYC'."""
+        if self.device.type == "cuda":
+            return f"{self.device} {torch.cuda.get_device_name(self.device)}"
+        return f"cpu {cpu_name()}"
 
     @property
     def dtype(self) -> torch.dtype:

@@ -18,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -31,14 +32,14 @@ from ros2_netvlad.errors import InputError, NetVLADError
 from ros2_netvlad.geometry import Pose, Trajectory
 from ros2_netvlad.imaging import ImageDecodeError, message_to_rgb
 from ros2_netvlad.localization.localizer import Localizer
-from ros2_netvlad.maps.database import MapDatabase, MapError
-from ros2_netvlad.model.checkpoints import WeightsError, checkpoint_bytes, fingerprint
+from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.maps.opening import open_map
 from ros2_netvlad.model.describer import Describer
-from ros2_netvlad.model.weights import load
 from ros2_netvlad.resize import resize_rule_text
 from ros2_netvlad.ros import conversions, params, topics
+from ros2_netvlad.ros.health import Health
 from ros2_netvlad.ros.mailbox import LatestFrame
-from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner
+from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner, quiet_broken_streams, say
 
 
 class LocalizerNode(Node):
@@ -51,8 +52,17 @@ class LocalizerNode(Node):
             self.database, self.configs["localizer"], self.configs["keyframes"]
         )
         self.describer.warmup()
+        describer = self.describer
+        params.declare_resolved(
+            self,
+            {
+                "device": describer.hardware,
+                "precision": f"{describer.precision_name} ({describer.precision_note})",
+                "backend": describer.backend_note,
+            },
+        )
         self._mailbox, self._odometry = LatestFrame(), deque(maxlen=400)
-        self._latencies, self._processed_at = deque(maxlen=500), deque(maxlen=500)
+        self.health, self._odom_frame = Health(), ""
         # per frame: (stamp ns, received, decoded, descriptor + search done, published), monotonic
         # seconds
         self.timings: deque[tuple[int, float, float, float, float]] = deque(maxlen=1000)
@@ -61,6 +71,7 @@ class LocalizerNode(Node):
         self._map_lock = threading.Lock()  # the worker grows the map while ~/save_map writes it
         self._saved_size, self._saved_at = len(self.database), time.monotonic()
         self._last_image = self._silence_warned = time.monotonic()
+        self._image_seen = False
         self._setup_ros()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="netvlad_worker", daemon=True)
@@ -76,39 +87,14 @@ class LocalizerNode(Node):
 
     # --- setup ------------------------------------------------------------------------------------
     def _open_model_and_map(self) -> tuple[Describer, MapDatabase]:
-        config, model_config = self.node_config, self.configs["model"]
-        map_dir = Path(config.map) if config.map else None
-        if config.mode == "localize" and not map_dir.is_dir():
-            raise MapError(f"map directory not found: {map_dir} (node.map)")
-        if model_config.weights and not Path(model_config.weights).is_file():
-            raise WeightsError(f"model.weights: {model_config.weights} not found")
-        weights = model_config.weights or (str(map_dir / "model.pt") if map_dir else "")
-        if not weights or not Path(weights).is_file():
-            raise WeightsError(
-                f"model.weights is empty and {map_dir or 'no map'} has no model.pt; give "
-                f"model.weights"
-            )
-        model = load(weights)
-        new_map = config.mode == "loop_closure" and not (map_dir and map_dir.exists())
-        if new_map:
-            database = MapDatabase.create(
-                model.output_dim,
-                self.configs["database"],
-                fingerprint(model),
-                checkpoint_bytes(model),
-            )
-        else:
-            database = MapDatabase.load(
-                map_dir, fingerprint(model), config.force_map, self.configs["database"]
-            )
-        # the map's resize rule unless set here; a different one is refused unless node.force_map
-        describer = Describer(
-            model, database.resize_config(model_config, config.force_map), database.precision
+        config = self.node_config
+        return open_map(
+            config.map,
+            self.configs["model"],
+            self.configs["database"],
+            config.force_map,
+            create=config.mode == "loop_closure",
         )
-        if new_map:
-            database.record_resize(describer.config)
-            database.record_precision(describer.precision_name)
-        return describer, database
 
     def _setup_ros(self) -> None:
         images = qos_profile_sensor_data
@@ -130,16 +116,21 @@ class LocalizerNode(Node):
             self.create_subscription(Odometry, "odom", self._on_odometry, 50)
             self.create_service(Trigger, "~/save_map", self._on_save_map)
         self.add_on_set_parameters_callback(self._on_parameters)
-        self.create_timer(self.node_config.diagnostics_period, self._publish_diagnostics)
-        self.create_timer(1.0, self._housekeeping)
+        # housekeeping runs on a steady clock: with use_sim_time and no (or a stopped) /clock,
+        # ROS-time timers never fire, and diagnostics, silence warnings and autosave would stop
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        period = self.node_config.diagnostics_period
+        self.create_timer(period, self._publish_diagnostics, clock=steady)
+        self.create_timer(1.0, self._housekeeping, clock=steady)
 
     # --- callbacks (short: store and return) ------------------------------------------------------
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        self._last_image = time.monotonic()
+        self._last_image, self._image_seen = time.monotonic(), True
         self._mailbox.put((msg, self._last_image))
 
     def _on_odometry(self, msg: Odometry) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        self._odom_frame = msg.header.frame_id or self._odom_frame
         self._odometry.append(
             (conversions.stamp_to_ns(msg.header.stamp), Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w)))
         )
@@ -202,17 +193,14 @@ class LocalizerNode(Node):
         computed = time.monotonic()
         self._publish(result, msg.header.stamp)
         published = time.monotonic()
-        self._latencies.append(published - received)
-        self._processed_at.append(published)
+        self.health.frame_done(received, published)
         self.timings.append((stamp_ns, received, decoded, computed, published))
         self.processed += 1
 
     def _grow_map(self, descriptor: np.ndarray, stamp_ns: int, features) -> None:
         pose = self._odometry_at(stamp_ns)
         if pose is not None:
-            self.localizer.add_keyframe(
-                descriptor, pose, stamp_ns, self.node_config.map_frame, features
-            )
+            self.localizer.add_keyframe(descriptor, pose, stamp_ns, self.pose_frame, features)
 
     def _odometry_at(self, stamp_ns: int) -> Pose | None:
         """The odometry pose at an image's stamp, interpolated like every other pose source."""
@@ -225,8 +213,19 @@ class LocalizerNode(Node):
         tolerance = int(self.node_config.odom_tolerance * 1e9)
         return Trajectory(stamps, positions, orientations).at(stamp_ns, tolerance)
 
+    @property
+    def pose_frame(self) -> str:
+        """The frame published poses are in: node.map_frame, else the odometry's frame in
+        loop_closure mode (its poses are odometry coordinates, REP 105 'odom') and 'map' in
+        localize mode."""
+        if self.node_config.map_frame:
+            return self.node_config.map_frame
+        if self.node_config.mode == "loop_closure":
+            return self._odom_frame or "odom"
+        return "map"
+
     def _publish(self, result, stamp) -> None:
-        frame = self.node_config.map_frame
+        frame = self.pose_frame
         self._candidates_pub.publish(
             conversions.candidates_to_cloud(result.candidates, stamp, frame)
         )
@@ -249,18 +248,11 @@ class LocalizerNode(Node):
     # --- diagnostics and shutdown
     # -------------------------------------------------------------------
     def statistics(self) -> dict[str, object]:
-        latencies = np.array(self._latencies) * 1000 if self._latencies else np.zeros(1)
-        times = list(self._processed_at)
-        rate = (
-            (len(times) - 1) / (times[-1] - times[0])
-            if len(times) > 1 and times[-1] > times[0]
-            else 0.0
-        )
-        model = self.describer.model
+        model, health = self.describer.model, self.health
         return {
-            "rate_hz": f"{rate:.2f}",
-            "latency_p50_ms": f"{np.percentile(latencies, 50):.1f}",
-            "latency_p95_ms": f"{np.percentile(latencies, 95):.1f}",
+            "rate_hz": f"{health.rate(time.monotonic()):.2f}",
+            "latency_p50_ms": f"{health.latency_ms(50):.1f}",
+            "latency_p95_ms": f"{health.latency_ms(95):.1f}",
             "processed": self.processed,
             "dropped": self._mailbox.dropped,
             "rejected": self.rejected,
@@ -270,6 +262,7 @@ class LocalizerNode(Node):
             f"({self.describer.precision_note})",
             "backend": self.describer.backend_note,
             "mode": self.node_config.mode,
+            "frame": self.pose_frame,
             "resize": resize_rule_text(self.describer.config),
             "verification": self._verification_text(),
             "model": f"{model.arch.backbone} K={model.arch.num_clusters} {model.output_dim}-D "
@@ -287,17 +280,14 @@ class LocalizerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         values = self.statistics()
-        level, message = (
-            (DiagnosticStatus.OK, "localizing")
-            if self.processed
-            else (DiagnosticStatus.WARN, "no images processed yet")
-        )
+        last = self._last_image if self._image_seen and self.processed else None
+        level, message = Health.level(time.monotonic(), last, self.node_config.image_timeout)
         self._diagnostics_pub.publish(
             conversions.diagnostics(
-                f"{self.get_name()}: place recognition",
-                values["device"],
+                f"{self.get_fully_qualified_name()}: place recognition",
+                self.describer.hardware,
                 values,
-                level,
+                getattr(DiagnosticStatus, level),
                 message,
                 self.get_clock().now().to_msg(),
             )
@@ -381,7 +371,7 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a signal while starting: nothing to save yet
         pass
     except NetVLADError as error:
-        print(f"netvlad_localizer: refusing to start: {error}", file=sys.stderr)
+        say(f"netvlad_localizer: refusing to start: {error}\n")
         code = 2
     finally:
         signals.running()
@@ -393,6 +383,7 @@ def main(args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
         signals.ignore()  # all saved: a late Ctrl-C must not turn a clean exit into -2 (SIGINT)
+        quiet_broken_streams()
     return code
 
 

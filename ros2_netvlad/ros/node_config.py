@@ -28,7 +28,12 @@ class NodeConfig:
         ),
     )
     map_frame: str = field(
-        default="map", metadata=param("frame of published poses", read_only=True)
+        default="",
+        metadata=param(
+            "frame_id of published poses; empty = 'map' in localize mode, the odometry's frame "
+            "(e.g. odom) in loop_closure mode, whose poses are odometry coordinates",
+            read_only=True,
+        ),
     )
     force_map: bool = field(
         default=False,
@@ -80,7 +85,6 @@ class NodeConfig:
     def __post_init__(self) -> None:
         check_choice(self.mode, "node.mode", MODES)
         check_choice(self.image_reliability, "node.image_reliability", ("best_effort", "reliable"))
-        check(bool(self.map_frame), "node.map_frame", "must not be empty")
         check(
             self.mode == "loop_closure" or bool(self.map),
             "node.map",

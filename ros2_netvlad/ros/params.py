@@ -9,6 +9,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from ros2_netvlad.config import (
     ConfigError,
@@ -63,6 +64,7 @@ def declare(node: Node) -> dict[str, Any]:
     """Declares every section's parameters and returns the built configs by section name.
     Raises ConfigError naming the parameter when a value is out of range or of the wrong type."""
     values: dict[str, dict[str, Any]] = {}
+    _widen_integer_overrides(node)
     for section, cls in SECTIONS.items():
         values[section] = {}
         for field in dataclasses.fields(cls):
@@ -73,6 +75,33 @@ def declare(node: Node) -> dict[str, Any]:
                 raise ConfigError(f"{name}: {error}") from None
             values[section][field.name] = parameter.value
     return {section: from_dict(SECTIONS[section], v, section) for section, v in values.items()}
+
+
+def _widen_integer_overrides(node: Node) -> None:
+    """``nms_radius: 2`` in a params file is an INTEGER to rclpy, which refuses it for a DOUBLE
+    parameter; a whole number is a valid double, so it is given as one."""
+    overrides = getattr(node, "_parameter_overrides", {})  # no public accessor (Humble..Kilted)
+    for section, cls in SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            name = f"{section}.{field.name}"
+            given = overrides.get(name)
+            if type(field.default) is float and given is not None:
+                if given.type_ == Parameter.Type.INTEGER:
+                    overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(given.value))
+
+
+def declare_resolved(node: Node, values: dict[str, str]) -> None:
+    """Read-only ``resolved.*`` parameters with what ``auto`` became (device, precision, backend),
+    so `ros2 param get <node> resolved.precision` shows it; never taken from a params file."""
+    for key, value in values.items():
+        name = f"resolved.{key}"
+        descriptor = ParameterDescriptor(
+            name=name,
+            type=ParameterType.PARAMETER_STRING,
+            description=f"what this node resolved {key} to (read-only)",
+            read_only=True,
+        )
+        node.declare_parameter(name, value, descriptor, ignore_override=True)
 
 
 def updated(config: Any, section: str, parameters: list) -> Any:

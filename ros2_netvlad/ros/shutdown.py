@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM → one orderly shutdown that nothing interrupts.
+"""SIGINT, SIGTERM, SIGHUP and the launcher's death → one orderly shutdown that nothing interrupts.
 
 rclpy's own handlers shut the context down at the first signal and let the next one raise
 KeyboardInterrupt wherever the main thread happens to be, e.g. in the middle of saving a map. Here
@@ -6,17 +6,67 @@ the first signal only asks for a shutdown; the ones after it (a terminal and `ro
 SIGINT, impatient users press Ctrl-C twice) are acknowledged and otherwise ignored, so the final
 save always completes. Before the node is up there is nothing to save, and a signal simply aborts
 the start (as KeyboardInterrupt).
+
+The ways a robot stops a node all arrive here: Ctrl-C and `ros2 launch` (SIGINT), `docker stop`,
+systemd and most supervisors (SIGTERM), a closed terminal or SSH session (SIGHUP), and a launcher
+that dies without passing anything on (Linux parent-death signal, set to SIGTERM). Nothing here may
+fail because stdout or stderr went away with the terminal or the launcher.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Callable
 
 from rclpy.executors import Executor
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def follow_parent(number: int = signal.SIGTERM) -> bool:
+    """Asks Linux to send ``number`` when the process that started this one ends (an orphaned
+    node would otherwise run on and never save). False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(number), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os.kill(os.getpid(), number)
+    return True
+
+
+def say(message: str) -> None:
+    """One line to stderr that never raises: the terminal or the launcher's pipe may be gone."""
+    try:
+        os.write(2, message.encode())
+    except OSError:
+        pass
+
+
+def quiet_broken_streams() -> None:
+    """stdout/stderr pointing at a closed terminal or pipe: flushed now, or pointed at /dev/null so
+    Python's final flush cannot turn a clean exit into exit code 120 or a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
 
 
 class ShutdownSignals:
@@ -31,8 +81,11 @@ class ShutdownSignals:
         self._running = False
 
     def install(self) -> "ShutdownSignals":
-        for number in (signal.SIGINT, signal.SIGTERM):
+        # a launcher may hand them down blocked (ours does, to stop gracefully itself)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        for number in STOP_SIGNALS:
             signal.signal(number, self._on_signal)
+        follow_parent(signal.SIGTERM)
         return self
 
     def ignore(self) -> None:
@@ -41,7 +94,7 @@ class ShutdownSignals:
         then end the process as killed by SIGINT), and Python resets its own handlers early in
         teardown, but it leaves an ignored signal ignored. SIGKILL still ends a teardown that
         hangs."""
-        for number in (signal.SIGINT, signal.SIGTERM):
+        for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
 
     def running(self) -> None:
@@ -67,7 +120,7 @@ class ShutdownSignals:
             message = (
                 f"[{self.program}] {name} again: already shutting down, saving the map first\n"
             )
-        os.write(2, message.encode())  # not logging: a handler may run while a logging lock is held
+        say(message)  # not logging: a handler may run while a logging lock is held
 
 
 class Spinner:

@@ -1,0 +1,55 @@
+"""Opening a map for describing against it: which weights (given, or the map's own model.pt), the
+database (loaded with its fingerprint check, or created empty), and a Describer that follows what
+the map recorded (resize rule, precision) unless told otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ros2_netvlad.config import DatabaseConfig, DescriberConfig
+from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.maps.storage import MapError
+from ros2_netvlad.model.checkpoints import WeightsError, checkpoint_bytes, fingerprint
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.model.weights import load
+
+MODEL_FILE = "model.pt"  # the checkpoint a map carries when its model has no other home
+
+
+def open_map(
+    map_dir: str | Path | None,
+    model: DescriberConfig = DescriberConfig(),
+    database: DatabaseConfig = DatabaseConfig(),
+    force: bool = False,
+    create: bool = False,
+) -> tuple[Describer, MapDatabase]:
+    """(describer, database) for ``map_dir``. ``create``: a missing directory gives a new, empty
+    map (loop-closure mode) that records the describer's settings. ``force`` accepts another
+    model's map or another resize rule (warned). Raises MapError / WeightsError naming what is
+    missing."""
+    map_dir = Path(map_dir) if map_dir else None
+    new = create and not (map_dir and map_dir.exists())
+    if not new and not (map_dir and map_dir.is_dir()):
+        raise MapError(f"map directory not found: {map_dir} (node.map)")
+    net = load(_weights(map_dir, model.weights))
+    if new:
+        db = MapDatabase.create(net.output_dim, database, fingerprint(net), checkpoint_bytes(net))
+    else:
+        db = MapDatabase.load(map_dir, fingerprint(net), force, database)
+    describer = Describer(net, db.resize_config(model, force), db.precision)
+    if new:
+        db.record_resize(describer.config)
+        db.record_precision(describer.precision_name)
+    return describer, db
+
+
+def _weights(map_dir: Path | None, weights: str) -> str:
+    if weights and not Path(weights).is_file():
+        raise WeightsError(f"model.weights: {weights} not found")
+    chosen = weights or (str(map_dir / MODEL_FILE) if map_dir else "")
+    if not chosen or not Path(chosen).is_file():
+        raise WeightsError(
+            f"model.weights is empty and {map_dir or 'no map'} has no {MODEL_FILE}; give "
+            f"model.weights"
+        )
+    return chosen
