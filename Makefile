@@ -7,8 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 REQUIREMENTS := requirements.txt $(wildcard requirements/*.txt)
 PEER := patchnetvlad==0.1.8
-# The venv is the ament prefix: get_package_share_directory finds share/ros2_netvlad there.
-RUN := AMENT_PREFIX_PATH=$(abspath $(VENV)) ROS_LOG_DIR=$(abspath $(VENV))/ros_log
+# launch, launch_ros and the ros2 CLI are not on PyPI: pure-Python wheels beside the repository
+# (../shared/ros2-launch-wheels, README there). A ROS install's own launch is used where present.
+LAUNCH_WHEELS := $(wildcard ../shared/ros2-launch-wheels/*.whl)
+# The venv is the ament prefix: get_package_share_directory finds share/ros2_netvlad there; its bin/
+# holds the ros2 CLI and the console scripts.
+RUN := AMENT_PREFIX_PATH=$(abspath $(VENV)) ROS_LOG_DIR=$(abspath $(VENV))/ros_log \
+  PATH=$(abspath $(VENV))/bin:$$PATH
 
 export CONSOLE_SCRIPTS := from importlib.metadata import distribution; \
   print(*sorted(e.name for e in distribution("ros2_netvlad").entry_points if e.group == "console_scripts"))
@@ -31,6 +36,8 @@ install: $(STAMP)
 	# ament layout: `ros2 launch` looks for executables in <prefix>/lib/<package>, pip puts them in bin/.
 	mkdir -p $(VENV)/lib/ros2_netvlad
 	for script in $$($(PY) -c "$$CONSOLE_SCRIPTS"); do ln -sfn ../../bin/$$script $(VENV)/lib/ros2_netvlad/$$script; done
+	if ! $(PY) -c "import launch_ros, ros2cli" 2>/dev/null && [ -n "$(LAUNCH_WHEELS)" ]; then \
+	  $(PY) -m pip install --quiet --no-deps --no-index $(LAUNCH_WHEELS); fi
 
 # The lint gate first (ruff, pinned in requirements/test.txt; settings in ruff.toml), then the suite.
 lint: $(STAMP)

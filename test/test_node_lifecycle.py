@@ -76,8 +76,16 @@ def assert_quiet(log_text: str) -> None:
         ((signal.SIGINT, signal.SIGINT), 0.0),
         ((signal.SIGINT, signal.SIGINT), 1.0),
         ((signal.SIGTERM,), 0.0),
+        ((signal.SIGHUP,), 0.0),
     ],
-    ids=["sigint", "double-sigint-0.1s", "double-sigint-at-once", "double-sigint-1s", "sigterm"],
+    ids=[
+        "sigint",
+        "double-sigint-0.1s",
+        "double-sigint-at-once",
+        "double-sigint-1s",
+        "sigterm",
+        "sighup",
+    ],
 )
 def test_signals_never_lose_a_grown_map(ros, small_map, tmp_path, signals, gap):
     new_map, log = tmp_path / "online_map", tmp_path / "node.log"
