@@ -1,6 +1,7 @@
 """replay_bag: a bag written here arrives complete, in order and on time, through real rclpy."""
 
 import re
+import signal
 import subprocess
 import time
 
@@ -152,3 +153,30 @@ def test_replay_start_offset_skips_the_beginning(ros, tmp_path):
         if process.poll() is None:
             process.kill()
     assert got == [5.0, 6.0, 7.0, 8.0, 9.0]
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_replay_says_so_and_exits_128_plus_the_signal(ros, tmp_path, number):
+    node, executor = ros
+    bag = tmp_path / "bag"
+    with BagWriter(bag, "mcap") as writer:
+        for i in range(100):  # ten seconds of odometry
+            writer.write("/odom_long", messages.odometry(Pose(), i * 100_000_000), i * 100_000_000)
+    got = []
+    node.create_subscription(Odometry, "/odom_long", lambda m: got.append(1), 100)
+    process = subprocess.Popen(
+        [executable("replay_bag"), str(bag), "--wait-for-subscribers", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        spin_until(executor, lambda: len(got) >= 3, 30, "the replay to start")
+        process.send_signal(number)
+        output, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + number, output
+    assert f"interrupted ({signal.Signals(number).name}) after" in output, output
+    assert "Failed to publish log message" not in output and "Traceback" not in output, output

@@ -309,7 +309,7 @@ class LocalizerNode(Node):
         period = self.node_config.autosave_period
         if (
             period
-            and self._grows_map
+            and self.grows_map
             and now - self._saved_at >= period
             and len(self.database) != self._saved_size
         ):
@@ -321,7 +321,7 @@ class LocalizerNode(Node):
                 self.get_logger().error(f"autosave failed, the map in memory is kept: {error}")
 
     @property
-    def _grows_map(self) -> bool:
+    def grows_map(self) -> bool:
         return self.node_config.mode == "loop_closure" and bool(self.node_config.map)
 
     def save_map(self) -> Path:
@@ -340,7 +340,7 @@ class LocalizerNode(Node):
         self._worker.join(
             timeout=30.0
         )  # one inference at most; the save below waits for the map lock anyway
-        if not self._grows_map or (
+        if not self.grows_map or (
             len(self.database) == self._saved_size and Path(self.node_config.map).is_dir()
         ):
             return True
@@ -362,6 +362,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = LocalizerNode()
+        signals.finishing = "saving the map" if node.grows_map else ""
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         spinner = Spinner(executor)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,10 +17,12 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
 from ros2_netvlad.errors import InputError, NetVLADError
 from ros2_netvlad.ros import conversions
+from ros2_netvlad.ros.shutdown import ShutdownSignals, quiet_broken_streams, say
 from ros2_netvlad.sources.rosbag import BagError, open_bag
 
 
@@ -81,11 +84,15 @@ class BagReplayer(Node):
             time.sleep(0.02)
         return False
 
+    def stopped(self) -> bool:
+        """Whether to stop playing (replaced by main() to also see its signal handlers)."""
+        return not rclpy.ok()
+
     def play(self) -> int:
         """Publishes once (or forever with loop); returns the number of messages sent."""
         while True:
             self._play_once()
-            if not self.loop or not rclpy.ok():
+            if not self.loop or self.stopped():
                 return self.published
 
     def _play_once(self) -> None:
@@ -95,10 +102,9 @@ class BagReplayer(Node):
             connections = [c for c in reader.connections if c.topic in self._topic_publishers]
             for connection, timestamp, raw in reader.messages(connections=connections, start=first):
                 due = began + (timestamp - first) / 1e9 / self.rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                if not rclpy.ok():
+                while not self.stopped() and time.monotonic() < due:  # short sleeps: a
+                    time.sleep(min(0.05, max(0.0, due - time.monotonic())))  # stop is seen
+                if self.stopped():
                     return
                 if self._clock is not None:
                     self._publish_clock(timestamp)
@@ -132,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         "--best-effort", action="store_true", help="best-effort instead of reliable QoS"
     )
     args, ros_args = parser.parse_known_args(argv)
-    rclpy.init(args=ros_args)
+    # our handlers, not rclpy's: rclpy's shut the context down at once, and the final log line
+    # then had nowhere to go ("Failed to publish log message to rosout")
+    signals = ShutdownSignals("replay_bag").install()
+    signals.running()
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     code = 0
     try:
         node = BagReplayer(
@@ -146,17 +156,27 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.wait_for_subscribers and not node.subscribers_ready(args.wait_for_subscribers):
             node.get_logger().warning("not every topic has a subscriber; playing anyway")
+        node.stopped = lambda: signals.requested or not rclpy.ok()
         began = time.monotonic()
         count = node.play()
-        node.get_logger().info(f"published {count} messages in {time.monotonic() - began:.3f} s")
+        seconds = time.monotonic() - began
+        if signals.requested:  # 128 + the signal, as a shell reports a process it interrupted
+            name = signal.Signals(signals.number).name
+            message = f"interrupted ({name}) after {count} messages, {seconds:.1f} s"
+            node.get_logger().warning(message)
+            code = 128 + signals.number
+        else:
+            node.get_logger().info(f"published {count} messages in {seconds:.3f} s")
         node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        code = 130
     except NetVLADError as error:
-        print(f"replay_bag: {error}", file=sys.stderr)
+        say(f"replay_bag: {error}\n")
         code = 2
     finally:
         rclpy.try_shutdown()
+        signals.ignore()
+        quiet_broken_streams()
     return code
 
 

@@ -75,9 +75,11 @@ class ShutdownSignals:
     lock — an ``Event.set`` there deadlocked the node when a second SIGINT arrived inside the
     first one's ``set``."""
 
-    def __init__(self, program: str) -> None:
-        self.program = program
+    def __init__(self, program: str, finishing: str = "") -> None:
+        """``finishing``: what a repeated signal waits for, in words (e.g. "saving the map")."""
+        self.program, self.finishing = program, finishing
         self.requested = False
+        self.number = 0  # the first signal received
         self._running = False
 
     def install(self) -> "ShutdownSignals":
@@ -112,14 +114,14 @@ class ShutdownSignals:
     def _on_signal(self, number: int, _frame) -> None:
         already = self.requested
         self.requested = True  # also while starting: an interrupt raised in code that swallows
+        self.number = self.number or number
         if not self._running:  # exceptions (a __del__, a callback) must still stop the node once up
             raise KeyboardInterrupt
         name = signal.Signals(number).name
         message = f"[{self.program}] {name}: shutting down\n"
         if already:
-            message = (
-                f"[{self.program}] {name} again: already shutting down, saving the map first\n"
-            )
+            finishing = f", {self.finishing} first" if self.finishing else ""
+            message = f"[{self.program}] {name} again: already shutting down{finishing}\n"
         say(message)  # not logging: a handler may run while a logging lock is held
 
 
