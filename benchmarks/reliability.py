@@ -1,16 +1,22 @@
 """Reliability trials for a map grown online (loop_closure mode): does any signal sequence lose it?
 
-Three kinds of trial, each with the real node as a subprocess over Fast DDS:
+Four kinds of trial, each with the real node over Fast DDS:
   signals    the node adds keyframes, then gets SIGINT, SIGINT twice (0 / 0.05 / 0.1 / 0.3 / 1 s
-  apart)
-             or SIGTERM; a trial passes when it exits 0 without a traceback and the saved map holds
-             every keyframe.
+             apart), SIGTERM or SIGHUP, or SIGINT after its stdout/stderr reader went away; a trial
+             passes when it exits 0 without a traceback and the saved map holds every keyframe.
+  launch     the same through the real `ros2 launch` in a pty: Ctrl-C, SIGTERM to launch only,
+             SIGTERM to the process group, the terminal closing (SIGHUP), launch SIGKILLed (the
+             node follows by its parent-death signal); passes when the exit is 0 (launch's, or the
+             node's where launch was killed), every keyframe is on disk, no traceback, and the node
+             has exited by the time launch returns.
   autosave   keyframes arrive every 0.5 s with node.autosave_period P; SIGKILL at a random moment;
              the loss is what the node held minus what the map on disk holds, in seconds of driving
              (bound: P + 1 s, as the check runs once a second, + one save).
   kill-save  a process saves a growing map in a loop and is SIGKILLed at random moments; the map on
              disk must always load, holding either the previous or the new count.
-Run: `make install && .venv/bin/python benchmarks/reliability.py [--trials 3]` (about 5 minutes).
+Run: `make install && PATH=$PWD/.venv/bin:$PATH AMENT_PREFIX_PATH=$PWD/.venv .venv/bin/python
+benchmarks/reliability.py [--trials 10]` (about 25 minutes at 10 trials; the launch trials need the
+launch stack, see README).
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))  # the pty launcher shared with test_launch.py
 PATTERNS = {
     "SIGINT": [signal.SIGINT],
     "SIGTERM": [signal.SIGTERM],
+    "SIGHUP": [signal.SIGHUP],
+    "SIGINT, stdout/stderr closed": ["close", signal.SIGINT],
     **{
         f"SIGINT x2 {gap:g} s": [signal.SIGINT, gap, signal.SIGINT]
         for gap in (0.0, 0.05, 0.1, 0.3, 1.0)
@@ -108,30 +117,28 @@ class Robot:
         return False
 
 
-def start_node(weights: Path, map_dir: Path, log: Path, autosave: float, namespace: str):
-    args = [
-        str(Path(sys.prefix) / "bin" / "netvlad_localizer"),
-        "--ros-args",
-        "--params-file",
-        str(REPO / "config" / "localize.yaml"),
-        "-p",
-        "node.mode:=loop_closure",
-        "-p",
-        f"node.map:={map_dir}",
-        "-p",
-        f"model.weights:={weights}",
-        "-p",
-        "model.device:=cpu",
-        "-p",
-        "model.max_side:=160",
-        "-p",
-        f"node.autosave_period:={autosave}",
-        "-p",
-        "keyframes.min_distance:=1.0",
-        "-r",
-        f"__ns:={namespace}",
-    ]
-    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
+def settings(map_dir: Path, weights: Path, autosave: float) -> dict[str, object]:
+    return {
+        "node.mode": "loop_closure",
+        "node.map": str(map_dir),
+        "model.weights": str(weights),
+        "model.device": "cpu",
+        "model.max_side": 160,
+        "node.autosave_period": autosave,
+        "keyframes.min_distance": 1.0,
+    }
+
+
+def start_node(
+    weights: Path, map_dir: Path, log: Path, autosave: float, namespace: str, pipe: bool = False
+):
+    args = [str(Path(sys.prefix) / "bin" / "netvlad_localizer"), "--ros-args"]
+    args += ["--params-file", str(REPO / "config" / "localize.yaml")]
+    for name, value in settings(map_dir, weights, autosave).items():
+        args += ["-p", f"{name}:={value}"]
+    args += ["-r", f"__ns:={namespace}"]
+    output = subprocess.PIPE if pipe else log.open("w")
+    return subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
 
 
 def wait_ready(robot: Robot, process) -> None:
@@ -157,11 +164,16 @@ def signal_trial(
     robot: Robot, weights: Path, root: Path, pattern: list, keyframes: int = 4
 ) -> tuple[bool, str]:
     map_dir, log = root / "map", root / "node.log"
-    process = start_node(weights, map_dir, log, autosave=0.0, namespace=robot.namespace)
+    pipe = "close" in pattern  # the node's output goes to a pipe whose reader then disappears
+    if pipe:
+        log.write_text("(output to a pipe that was closed)")
+    process = start_node(weights, map_dir, log, 0.0, robot.namespace, pipe)
     wait_ready(robot, process)
     added = sum(robot.keyframe(k) for k in range(keyframes))
     for step in pattern:
-        if isinstance(step, float):
+        if step == "close":
+            process.stdout.close()
+        elif isinstance(step, float):
             time.sleep(step)  # the gap between two signals is the scenario
         else:
             process.send_signal(step)
@@ -194,6 +206,66 @@ def autosave_trial(
     process.wait()
     lost = added - map_size(map_dir)
     return lost, lost * 0.5
+
+
+LAUNCH_PATHS = (
+    "Ctrl-C",
+    "SIGTERM to launch",
+    "SIGTERM to the group",
+    "terminal closed",
+    "launch SIGKILLed",
+)
+
+
+def launch_trial(
+    robot: Robot, weights: Path, root: Path, how: str, keyframes: int = 4
+) -> tuple[bool, str]:
+    import ctypes
+
+    import yaml
+    from launchutil import Launch, gone
+
+    shipped = yaml.safe_load((REPO / "config" / "localize.yaml").read_text())
+    section = shipped["/**"]["ros__parameters"]
+    for name, value in settings(root / "map", weights, 0.0).items():
+        group, key = name.split(".")
+        section[group][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(shipped))
+    ns = robot.namespace.strip("/")
+    launch = Launch(
+        f"params_file:={root / 'params.yaml'}",
+        f"namespace:={ns}",
+        f"image_topic:=/{ns}/image",
+        log_dir=root / "log",
+    )
+    libc = ctypes.CDLL(None)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: an orphaned node becomes our child
+    try:
+        wait_ready(robot, launch)
+        added = sum(robot.keyframe(k) for k in range(keyframes))
+        node = launch.node_pid
+        {
+            "Ctrl-C": launch.ctrl_c,
+            "SIGTERM to launch": lambda: launch.process.send_signal(signal.SIGTERM),
+            "SIGTERM to the group": lambda: os.killpg(launch.process.pid, signal.SIGTERM),
+            "terminal closed": launch.hang_up,
+            "launch SIGKILLed": launch.process.kill,
+        }[how]()
+        code = launch.wait(90)
+        outlived = not gone(node)
+        if how == "launch SIGKILLed":  # the node's own exit, collected as its new parent
+            _, status = os.waitpid(node, 0)
+            code, outlived = os.waitstatus_to_exitcode(status), False
+    except (subprocess.TimeoutExpired, RuntimeError, ChildProcessError) as error:
+        return False, f"{type(error).__name__}: {error} (see {root})"
+    finally:
+        launch.close()
+        libc.prctl(36, 0, 0, 0, 0)
+    saved = map_size(root / "map")
+    clean = "Traceback" not in launch.output
+    ok = code == 0 and saved == added and clean and not outlived
+    detail = f"exit {code}, {saved}/{added} keyframes saved"
+    return ok, detail + (", node outlived launch" if outlived else "")
 
 
 KILL_SAVE = textwrap.dedent("""
@@ -268,6 +340,13 @@ def main() -> None:
         worst = min(results, key=lambda result: result[0])
         print(
             f"| {name} | {sum(ok for ok, _ in results)}/{len(results)} | {worst[1]} |", flush=True
+        )
+    for how in LAUNCH_PATHS:
+        results = [in_own_namespace(launch_trial, how) for _ in range(args.trials)]
+        worst = min(results, key=lambda result: result[0])
+        print(
+            f"| ros2 launch, {how} | {sum(ok for ok, _ in results)}/{len(results)} | {worst[1]} |",
+            flush=True,
         )
     losses = [
         in_own_namespace(autosave_trial, args.autosave_period, rng) for _ in range(args.trials)
