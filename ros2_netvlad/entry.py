@@ -9,6 +9,7 @@ That is the reason these imports are made here, by name, and not at the top of t
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Callable
 
@@ -30,6 +31,18 @@ PROGRAMS = {
 }
 
 
+def _leave_at_once(message: str, code: int) -> None:
+    """Ends the process without interpreter teardown. An interrupt inside an import can leave a
+    C extension half initialized (torch, its OpenMP runtime, faiss), and its destructors at exit
+    may then abort the process (SIGABRT instead of the exit code). Nothing has been written yet, so
+    there is nothing to finalize."""
+    try:
+        os.write(2, message.encode())
+    except OSError:
+        pass
+    os._exit(code)
+
+
 def _entry_point(program: str) -> Callable[[], None]:
     # Ctrl-C is how a node stops, so the node reports it as success; tools use the shell's
     # convention.
@@ -39,8 +52,7 @@ def _entry_point(program: str) -> Callable[[], None]:
         try:
             main = importlib.import_module(PROGRAMS[program]).main
         except KeyboardInterrupt:
-            print(f"{program}: interrupted while starting", file=sys.stderr)
-            sys.exit(interrupted_code)
+            _leave_at_once(f"{program}: interrupted while starting\n", interrupted_code)
         sys.exit(main())
 
     run.__name__ = program
