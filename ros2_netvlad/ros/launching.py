@@ -1,7 +1,6 @@
 """What localize.launch.py adds to a plain launch_ros Node, so that `ros2 launch` behaves as robots
 and supervisors expect: it stops the node gracefully on SIGTERM and SIGHUP, exits non-zero when the
-node failed, and refuses a params file that does not exist. Only the public launch API and the
-Python signal module are used."""
+node failed, and refuses a params file that does not exist. Imported by the launch file only."""
 
 from __future__ import annotations
 
@@ -11,7 +10,11 @@ import threading
 
 import launch.logging
 from launch.actions import Shutdown
-from launch.utilities.signal_management import AsyncSafeSignalManager
+
+try:  # launch's own signal dispatcher (Galactic and later); without it nothing is changed
+    from launch.utilities.signal_management import AsyncSafeSignalManager
+except ImportError:  # pragma: no cover - older or patched launch
+    AsyncSafeSignalManager = None
 
 GRACEFUL = (signal.SIGTERM, signal.SIGHUP)
 
@@ -26,6 +29,8 @@ def stop_gracefully_on_sigterm() -> bool:
     returned — the node still saves when its launcher dies (parent-death signal), and stopping
     with SIGINT (docker STOPSIGNAL, systemd KillSignal) works with any launch."""
     manager = getattr(AsyncSafeSignalManager, "_AsyncSafeSignalManager__current", None)
+    if manager is not None and not callable(getattr(manager, "handle", None)):
+        manager = None
     if manager is None or threading.current_thread() is not threading.main_thread():
         return False
 
