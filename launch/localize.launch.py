@@ -18,12 +18,12 @@ from ros2_netvlad.ros.launching import end_with_the_node, require_file, stop_gra
 
 ARGUMENTS = {  # name: (default, description)
     "map": ("", "map directory (build_map --out); created in loop_closure mode"),
-    "weights": ("", "checkpoint; empty = the map's model.pt"),
+    "weights": ("", "checkpoint; empty = the params file's, else the map's model.pt"),
     "params_file": ("", "node parameters YAML; empty = the shipped config/localize.yaml"),
     "image_topic": ("/camera/image_raw", "raw image topic; <image_topic>/compressed is used too"),
-    "device": ("auto", "auto, cpu, cuda or cuda:N"),
+    "device": ("", "auto, cpu, cuda or cuda:N; empty = the params file's (auto)"),
     "namespace": ("", "node namespace"),
-    "use_sim_time": ("false", "use /clock (housekeeping still runs on a steady clock)"),
+    "use_sim_time": ("", "true: message time from /clock (housekeeping stays on a steady clock)"),
     "mode": ("", "localize | loop_closure; empty = the params file's"),
     "odom_topic": ("odom", "odometry topic (loop_closure mode), relative to the namespace"),
     "map_frame": ("", "frame_id of published poses; empty = the params file's (auto)"),
@@ -44,13 +44,12 @@ def _node(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     shipped = os.path.join(get_package_share_directory("ros2_netvlad"), "config", "localize.yaml")
     params_file = require_file(value["params_file"] or shipped, "params_file")
-    overrides = {  # strings stay strings: an empty map path must not become YAML null
-        "node.map": value["map"],
-        "model.weights": value["weights"],
-        "model.device": value["device"],
-        "use_sim_time": value["use_sim_time"].lower() in ("true", "1", "yes"),
-    }
-    overrides.update({f"node.{k}": value[k] for k in ("mode", "map_frame") if value[k]})
+    # an argument left empty leaves the params file's value alone
+    given = {"node.map": "map", "model.weights": "weights", "model.device": "device"}
+    given.update({"node.mode": "mode", "node.map_frame": "map_frame"})
+    overrides = {name: value[argument] for name, argument in given.items() if value[argument]}
+    if value["use_sim_time"]:
+        overrides["use_sim_time"] = value["use_sim_time"].lower() in ("true", "1", "yes")
     image = value["image_topic"]
     node = Node(
         package="ros2_netvlad",
@@ -58,7 +57,7 @@ def _node(context):
         name="netvlad_localizer",
         namespace=value["namespace"],
         output="screen",
-        parameters=[params_file, overrides],
+        parameters=[params_file, overrides] if overrides else [params_file],
         remappings=[
             ("image", image),
             ("image/compressed", f"{image}/compressed"),
