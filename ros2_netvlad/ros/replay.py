@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -95,6 +96,14 @@ class BagReplayer(Node):
             if not self.loop or self.stopped():
                 return self.published
 
+    def flush(self, timeout: float = 2.0) -> None:
+        """Waits until every reliable subscriber acknowledged what was published: a replayer that
+        exits right after its last publish otherwise loses that message now and then."""
+        for publisher in self._topic_publishers.values():
+            if self.stopped():
+                return
+            publisher.wait_for_all_acked(Duration(seconds=timeout))
+
     def _play_once(self) -> None:
         first = self.start_ns + self.offset_ns
         began = time.monotonic()
@@ -160,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         count = node.play()
         seconds = time.monotonic() - began
+        node.flush()
         if signals.requested:  # 128 + the signal, as a shell reports a process it interrupted
             name = signal.Signals(signals.number).name
             message = f"interrupted ({name}) after {count} messages, {seconds:.1f} s"
