@@ -313,6 +313,10 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=3, help="trials per signal pattern")
     parser.add_argument("--kill-save-trials", type=int, default=40)
+    parser.add_argument("--autosave-trials", type=int, default=3)
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="run only the trials of these names (as printed)"
+    )
     parser.add_argument("--autosave-period", type=float, default=2.0)
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
@@ -335,13 +339,17 @@ def main() -> None:
             robot.close()
 
     print("| trial | passed | detail (worst) |\n|---|---|---|")
-    for name, pattern in PATTERNS.items():
+
+    def chosen(name: str) -> bool:
+        return not args.only or name in args.only
+
+    for name, pattern in filter(lambda item: chosen(item[0]), PATTERNS.items()):
         results = [in_own_namespace(signal_trial, pattern) for _ in range(args.trials)]
         worst = min(results, key=lambda result: result[0])
         print(
             f"| {name} | {sum(ok for ok, _ in results)}/{len(results)} | {worst[1]} |", flush=True
         )
-    for how in LAUNCH_PATHS:
+    for how in filter(lambda how: chosen(f"ros2 launch, {how}"), LAUNCH_PATHS):
         results = [in_own_namespace(launch_trial, how) for _ in range(args.trials)]
         worst = min(results, key=lambda result: result[0])
         print(
@@ -349,7 +357,8 @@ def main() -> None:
             flush=True,
         )
     losses = [
-        in_own_namespace(autosave_trial, args.autosave_period, rng) for _ in range(args.trials)
+        in_own_namespace(autosave_trial, args.autosave_period, rng)
+        for _ in range(args.autosave_trials)
     ]
     worst = max(seconds for _, seconds in losses)
     print(
