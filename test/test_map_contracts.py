@@ -66,7 +66,7 @@ def gnss_map(tmp_path_factory):
     return root
 
 
-def test_map_records_its_resize_rule_and_gnss_origin(gnss_map):
+def test_map_records_its_resize_rule_precision_and_gnss_origin(gnss_map):
     manifest = json.loads((gnss_map / "map" / "manifest.json").read_text())
     assert manifest["resize"] == {
         "resize": "max_side",
@@ -80,6 +80,8 @@ def test_map_records_its_resize_rule_and_gnss_origin(gnss_map):
     assert build["database"]["index"] == "Flat" and build["fit_clusters"] is True
     database = MapDatabase.load(gnss_map / "map")
     assert database.resize_config(DescriberConfig()).max_side == 160
+    # and the precision it was described at (auto: fp32, since the suite sees no native bf16)
+    assert manifest["precision"] == database.precision == "fp32"
 
 
 def test_queries_with_a_far_first_fix_are_placed_around_the_map_origin(gnss_map, tmp_path, capsys):

@@ -52,6 +52,7 @@ class BuildReport:
     seconds: float
     describe_seconds: float
     kmeans_alpha: float | None = None
+    described: str = ""  # where and how: device, precision and backend with their reasons
 
     def summary(self) -> str:
         skipped = (
@@ -72,7 +73,7 @@ class BuildReport:
             f"map: {self.path}\n  entries: {self.entries} of {self.counts['images']} images\n"
             f"  skipped: {skipped}\n  extent (x y z): {extent}\n"
             f"  time: {self.seconds:.1f} s ({rate:.2f} entries/s, descriptor extraction "
-            f"{self.describe_seconds:.1f} s)"
+            f"{self.describe_seconds:.1f} s)\n  described: {self.described}"
         )
 
 
@@ -134,8 +135,9 @@ def build_map(
     path = _write(out, rows, model, sources, options, describer.precision_name)
     positions = np.array([r[2].position for r in rows])
     extent = (positions.min(0), positions.max(0))
+    seconds = time.perf_counter() - start
     return BuildReport(
-        path, len(rows), counts, extent, time.perf_counter() - start, describe_seconds, alpha
+        path, len(rows), counts, extent, seconds, describe_seconds, alpha, describer.summary
     )
 
 
