@@ -11,8 +11,10 @@ import torch
 
 from conftest import random_vgg_model
 from ros2_netvlad.config import DatabaseConfig, DescriberConfig
+from ros2_netvlad.errors import DeviceError
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.model import precision
+from ros2_netvlad.model.backends import backend_precision, openvino_precision_hint
 from ros2_netvlad.model.checkpoints import checkpoint_bytes, fingerprint
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.precision import NATIVE_BF16_ENV, choose_cpu, from_map, timed_speedup
@@ -101,3 +103,13 @@ def test_a_map_records_its_precision_and_readers_use_it(model, tmp_path, monkeyp
     fp32 = DescriberConfig(device="cpu", max_side=64, precision="fp32")
     explicit = Describer(model, fp32, "bf16")
     assert explicit.dtype == torch.float32  # told otherwise: as configured, with a warning
+
+
+def test_auto_with_a_backend_takes_the_nearest_precision_it_offers_and_names_refusals():
+    assert backend_precision("onnxruntime", "bf16", explicit=False) == "fp32"  # a bf16 map
+    assert backend_precision("openvino", "bf16", explicit=False) == "bf16"
+    assert backend_precision("tensorrt", "fp32", explicit=False) == "fp16"
+    with pytest.raises(DeviceError, match="onnxruntime runs in fp32, not bf16"):
+        backend_precision("onnxruntime", "bf16", explicit=True)
+    with pytest.raises(DeviceError, match="needs a CPU with native bf16"):
+        openvino_precision_hint("bf16", native=False)

@@ -102,7 +102,7 @@ def build_runner(
     ONNX file in the cache, keyed by their fingerprint) at ``precision`` (fp32, fp16, bf16: what
     the Describer resolved), refused when its descriptors drift from torch fp32 on real photos
     beyond the bound for its precision. Returns (runner, description)."""
-    kind = backend_precision(config.backend, precision)
+    kind = backend_precision(config.backend, precision, explicit=config.precision != "auto")
     if config.backend_model:
         path = Path(config.backend_model)
         if not path.is_file():
@@ -131,12 +131,15 @@ def build_runner(
     return runner, f"{note} ({path.name}, cosine {cosine:.4f} to torch fp32)"
 
 
-def backend_precision(backend: str, precision: str) -> str:
-    """The precision a backend computes in for the one the Describer resolved; refused where that
-    backend cannot run it (DeviceError naming the choices)."""
+def backend_precision(backend: str, precision: str, explicit: bool = True) -> str:
+    """The precision a backend computes in for the one the Describer resolved: the nearest one it
+    offers when that came from auto (e.g. a bf16 map read by onnxruntime runs fp32), refused when
+    it was asked for by name (DeviceError naming the choices)."""
     offered = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16"), "tensorrt": ("fp16",)}
     if backend == "tensorrt" and precision == "fp32":
         return "fp16"  # TensorRT builds fp16 engines; auto on CUDA also resolves to fp16
+    if precision not in offered[backend] and not explicit:
+        return offered[backend][0]
     if precision not in offered[backend]:
         raise DeviceError(
             f"model.backend {backend} runs in {' or '.join(offered[backend])}, not "
