@@ -90,7 +90,10 @@ def test_a_launcher_that_dies_takes_the_node_down_cleanly(ros, small_map, tmp_pa
         orphan.middle.kill()  # SIGKILL: the launcher passes nothing on
         orphan.middle.wait(10)
         assert orphan.wait(60) == 0, (tmp_path / "node.log").read_text()[-3000:]
-    finally:
+    finally:  # nothing may outlive the test, whatever failed
+        if orphan.middle.poll() is None:
+            orphan.middle.kill()
+            orphan.middle.wait(10)
         if orphan.poll() is None:
             os.kill(orphan.pid, signal.SIGKILL)
             orphan.wait(10)
