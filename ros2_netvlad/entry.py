@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable
 
-from ros2_netvlad.errors import EXIT_INTERRUPTED
+from ros2_netvlad.errors import EXIT_INTERRUPTED, say
 
 # console script → module whose main(argv=None) it runs
 PROGRAMS = {
@@ -36,10 +36,7 @@ def _leave_at_once(message: str, code: int) -> None:
     C extension half initialized (torch, its OpenMP runtime, faiss), and its destructors at exit
     may then abort the process (SIGABRT instead of the exit code). Nothing has been written yet, so
     there is nothing to finalize."""
-    try:
-        os.write(2, message.encode())
-    except OSError:
-        pass
+    say(message)
     os._exit(code)
 
 

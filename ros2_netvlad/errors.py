@@ -9,11 +9,20 @@ as one line and exits with code 2. Anything else is a bug and keeps its tracebac
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Callable
 
 EXIT_USAGE = 2  # what argparse uses for bad arguments; ours for every refusal
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+
+def say(message: str) -> None:
+    """A message to stderr that never raises: the terminal or the launcher's pipe may be gone."""
+    try:
+        os.write(2, message.encode())
+    except OSError:
+        pass
 
 
 class NetVLADError(Exception):

@@ -107,12 +107,12 @@ def make_small_map(root: Path) -> Path:
     return map_of_bag(root / "map", root / "bag", min_distance=5.0)
 
 
-def publish_odometry(client: Client, route: list[tuple[object, int]]) -> None:
+def publish_odometry(client: Client, route: list[tuple[object, int]], frame: str = "map") -> None:
     """The odometry of a whole drive (reliable QoS: the node keeps it), placed at the route's
-    places."""
+    places, in ``frame``."""
     for place, stamp in route:
         odom = Odometry()
-        odom.header.stamp, odom.header.frame_id = ns_to_stamp(stamp), "map"
+        odom.header.stamp, odom.header.frame_id = ns_to_stamp(stamp), frame
         odom.pose.pose = pose_msg(
             world.place_position(place.index, len(PLACES)), Pose().orientation
         )
@@ -128,3 +128,17 @@ def drive(client: Client, route: list[tuple[object, int]], seed: int = 200) -> l
         cloud_to_candidates(client.send(query_view(place, seed + n), stamp))
         for n, (place, stamp) in enumerate(route)
     ]
+
+
+def grow(ros, process, count: int = 3, frame: str = "map") -> Client:
+    """Drives past ``count`` places so a loop_closure node adds that many keyframes (odometry in
+    ``frame``); returns when all are in. ``process``: anything with poll()."""
+    client = Client(ros)
+    client.wait_ready(process)
+    spin_until(
+        client.executor, lambda: client.odom.get_subscription_count() > 0, 30, "odom subscription"
+    )
+    route = [(place, (i + 1) * 1_000_000_000) for i, place in enumerate(PLACES[:count])]
+    publish_odometry(client, route, frame)
+    drive(client, route)  # each cloud comes back after its keyframe was added
+    return client

@@ -47,12 +47,11 @@ def executable(name: str) -> str:
     return found
 
 
-def start_node(
-    params: dict[str, object],
-    remaps: dict[str, str],
-    extra_params_file: Path | None = None,
-    log: Path | None = None,
-) -> subprocess.Popen:
+def node_command(
+    params: dict[str, object], remaps: dict[str, str], extra_params_file: Path | None = None
+) -> list[str]:
+    """The node's command line as the launch file builds it: the shipped params file, then
+    ``extra_params_file``, parameters and remaps."""
     args = [executable("netvlad_localizer"), "--ros-args", "--params-file", str(PARAMS)]
     if extra_params_file:
         args += ["--params-file", str(extra_params_file)]
@@ -60,7 +59,17 @@ def start_node(
         args += ["-p", f"{name}:={value}"]
     for source, target in remaps.items():
         args += ["-r", f"{source}:={target}"]
+    return args
+
+
+def start_node(
+    params: dict[str, object],
+    remaps: dict[str, str],
+    extra_params_file: Path | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen:
     out = open(log, "w") if log else subprocess.DEVNULL
+    args = node_command(params, remaps, extra_params_file)
     return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
 
 
@@ -86,6 +95,7 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> int:
 __all__ = [
     "configure_environment",
     "executable",
+    "node_command",
     "ros_session",
     "start_node",
     "spin_until",

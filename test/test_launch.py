@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from nav_msgs.msg import Odometry
 
 try:
     import launch_ros  # noqa: F401
@@ -27,11 +26,8 @@ except ImportError:
 from launch.actions import DeclareLaunchArgument  # noqa: E402
 from launchutil import Launch, gone  # noqa: E402
 
-from nodeutil import PLACES, Client, drive  # noqa: E402
-from ros2_netvlad.demo import world  # noqa: E402
-from ros2_netvlad.geometry import Pose  # noqa: E402
+from nodeutil import grow  # noqa: E402
 from ros2_netvlad.maps.database import MapDatabase  # noqa: E402
-from ros2_netvlad.ros.conversions import ns_to_stamp, pose_msg  # noqa: E402
 from rosutil import PARAMS, executable, ros_session, spin_until  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "localize.launch.py"
@@ -41,29 +37,6 @@ NODE = "/robot/netvlad_localizer"
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory):
     yield from ros_session(tmp_path_factory.mktemp("ros_log"), "launch_test_client")
-
-
-def publish_odometry(client: Client, route, frame: str) -> None:
-    for place, stamp in route:
-        odom = Odometry()
-        odom.header.stamp, odom.header.frame_id = ns_to_stamp(stamp), frame
-        position = world.place_position(place.index, len(PLACES))
-        odom.pose.pose = pose_msg(position, Pose().orientation)
-        client.odom.publish(odom)
-    end = time.monotonic() + 1.0  # reliable odometry: let it arrive before the first image
-    while time.monotonic() < end:
-        client.executor.spin_once(timeout_sec=0.05)
-
-
-def grow(ros, launch: Launch, count: int = 3, frame: str = "odom"):
-    """Drives past ``count`` places in loop_closure mode; returns the client and the tables."""
-    client = Client(ros, namespace=NODE)
-    client.wait_ready(launch)
-    spin_until(client.executor, lambda: client.odom.get_subscription_count() > 0, 30, "odom")
-    route = [(place, (i + 1) * 1_000_000_000) for i, place in enumerate(PLACES[:count])]
-    publish_odometry(client, route, frame)
-    drive(client, route)  # each table comes back after its keyframe was added
-    return client
 
 
 def loop_closure_launch(small_map: Path, new_map: Path, tmp_path: Path, *extra: str) -> Launch:
@@ -137,7 +110,7 @@ def test_every_way_of_stopping_saves_the_grown_map_before_launch_returns(
     new_map = tmp_path / "online_map"
     launch = loop_closure_launch(small_map, new_map, tmp_path)
     try:
-        grow(ros, launch)
+        grow(ros, launch, frame="odom")
         node = launch.node_pid
         if how == "ctrl-c":
             launch.ctrl_c()
@@ -187,7 +160,7 @@ def test_sim_time_without_a_clock_frames_resolved_parameters_and_diagnostics(
         log_dir=tmp_path / "log",
     )
     try:
-        client = grow(ros, launch)
+        client = grow(ros, launch, frame="odom")
         assert {client.clouds[k].header.frame_id for k in client.clouds} == {"odom"}
         spin_until(client.executor, lambda: new_map.is_dir(), 20, "the autosave under sim time")
         assert len(MapDatabase.load(new_map)) == 3

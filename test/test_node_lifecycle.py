@@ -17,7 +17,7 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage
 
-from nodeutil import PLACES, Client, drive, publish_odometry, query_view
+from nodeutil import PLACES, Client, grow, query_view
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros import params
 from ros2_netvlad.ros import shutdown as shutdown_module
@@ -47,20 +47,6 @@ def loop_closure_node(small_map, new_map, log, **extra):
         REMAPS,
         log=log,
     )
-
-
-def grow(ros, process, count=3):
-    """Drives past ``count`` places so the node adds that many keyframes; returns when all are
-    in."""
-    client = Client(ros)
-    client.wait_ready(process)
-    spin_until(
-        client.executor, lambda: client.odom.get_subscription_count() > 0, 30, "odom subscription"
-    )
-    route = [(place, (i + 1) * 1_000_000_000) for i, place in enumerate(PLACES[:count])]
-    publish_odometry(client, route)
-    drive(client, route)  # each cloud comes back after its keyframe was added
-    return client
 
 
 def assert_quiet(log_text: str) -> None:

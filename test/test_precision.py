@@ -62,7 +62,7 @@ def test_auto_on_a_cpu_without_native_bf16_is_fp32_without_measuring(model, monk
     monkeypatch.setenv(NATIVE_BF16_ENV, "0")
     monkeypatch.setattr(precision, "timed_speedup", lambda run: pytest.fail("measured"))
     describer = Describer(model, AUTO)
-    assert describer.dtype == torch.float32 and describer.precision_name == "fp32"
+    assert describer.dtype == torch.float32 and describer.precision.name == "fp32"
     assert describer.precision_note == "auto: no native bf16 on this CPU"
 
 

@@ -15,12 +15,13 @@ import time
 
 import pytest
 from rclpy.parameter import Parameter
-from test_node_lifecycle import REMAPS, grow
+from test_node_lifecycle import REMAPS
 
+from nodeutil import grow
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros import params
 from ros2_netvlad.ros.health import Health
-from rosutil import PARAMS, executable, ros_session
+from rosutil import node_command, ros_session
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
@@ -30,7 +31,7 @@ def ros(tmp_path_factory):
     yield from ros_session(tmp_path_factory.mktemp("ros_log"), "stop_paths_client")
 
 
-def node_command(small_map, new_map) -> list[str]:
+def node_command_for(small_map, new_map) -> list[str]:
     params = {
         "node.mode": "loop_closure",
         "node.map": new_map,
@@ -39,12 +40,7 @@ def node_command(small_map, new_map) -> list[str]:
         "model.max_side": 320,
         "node.autosave_period": 0.0,  # only the stop itself saves
     }
-    command = [executable("netvlad_localizer"), "--ros-args", "--params-file", str(PARAMS)]
-    for name, value in params.items():
-        command += ["-p", f"{name}:={value}"]
-    for source, target in REMAPS.items():
-        command += ["-r", f"{source}:={target}"]
-    return command
+    return node_command(params, REMAPS)
 
 
 class Orphan:
@@ -84,7 +80,7 @@ class Orphan:
 
 def test_a_launcher_that_dies_takes_the_node_down_cleanly(ros, small_map, tmp_path):
     new_map, log = tmp_path / "online_map", open(tmp_path / "node.log", "w")
-    orphan = Orphan(node_command(small_map, new_map), log)
+    orphan = Orphan(node_command_for(small_map, new_map), log)
     try:
         grow(ros, orphan)
         orphan.middle.kill()  # SIGKILL: the launcher passes nothing on
@@ -107,7 +103,7 @@ def test_closed_stdout_and_stderr_do_not_turn_a_clean_stop_into_a_failure(
 ):
     new_map = tmp_path / "online_map"
     process = subprocess.Popen(
-        node_command(small_map, new_map), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        node_command_for(small_map, new_map), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         grow(ros, process)

@@ -132,7 +132,7 @@ def build_map(
             None, len(rows), counts, None, time.perf_counter() - start, describe_seconds, alpha
         )
     options = dataclasses.replace(options, model=model_config)
-    path = _write(out, rows, model, sources, options, describer.precision_name)
+    path = _write(out, rows, model, sources, options, describer.precision.name)
     positions = np.array([r[2].position for r in rows])
     extent = (positions.min(0), positions.max(0))
     seconds = time.perf_counter() - start

@@ -39,7 +39,7 @@ def open_map(
     describer = Describer(net, db.resize_config(model, force), db.precision)
     if new:
         db.record_resize(describer.config)
-        db.record_precision(describer.precision_name)
+        db.record_precision(describer.precision.name)
     return describer, db
 
 

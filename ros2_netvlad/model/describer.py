@@ -121,20 +121,15 @@ class Describer:
         return self.precision.reason
 
     @property
-    def precision_name(self) -> str:
-        """What the descriptors are computed at, as a map records it (fp32, fp16, bf16)."""
-        return self.precision.name
-
-    @property
     def output_dim(self) -> int:
         return self.model.output_dim
 
     @property
     def summary(self) -> str:
         """Where and how descriptors are computed, with the reasons (logs, reports, diagnostics)."""
-        precision = str(self.dtype).removeprefix("torch.")
+        name, reason = self.precision.name, self.precision.reason
         return (
-            f"on {self.device} ({precision}: {self.precision_note}; backend {self.backend_note}), "
+            f"on {self.device} ({name}: {reason}; backend {self.backend_note}), "
             f"{self.output_dim}-D descriptors"
         )
 
@@ -200,12 +195,15 @@ class Describer:
                 chunk = indices[start : start + size]
                 yield chunk, np.stack([images[i] for i in chunk])
 
-    def _forward(self, batch: np.ndarray, function, normalize: bool = True) -> np.ndarray:
+    def _forward(
+        self, batch: np.ndarray, function, normalize: bool = True, dtype: torch.dtype | None = None
+    ) -> np.ndarray:
+        """``dtype``: compute at this precision instead of the resolved one (measuring)."""
         # NHWC uint8 → an NCHW view whose memory is already channels_last.
         x = torch.from_numpy(batch).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         if not self.config.channels_last:
             x = x.contiguous()
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self._autocast(dtype or self.dtype):
             y = function(x).float()
         if normalize:  # re-normalize in fp32 after reduced-precision math
             y = F.normalize(y, p=2, dim=1)
@@ -233,22 +231,18 @@ class Describer:
     def _measure_cpu_precision(self) -> Precision:
         height, width = self.resize(calibration_photos()[0]).shape[:2]
         sample = calibration_sample((width, height))  # three real photos at the map's size
-        outputs = {}
-        for dtype in (torch.float32, torch.bfloat16):
-            self.precision = Precision(dtype, "measuring")
-            outputs[dtype] = self._forward(sample, self.model.forward)
-        cosine = float(np.min(np.sum(outputs[torch.float32] * outputs[torch.bfloat16], axis=1)))
+        fp32, bf16 = (self._forward(sample, self.model.forward, dtype=d) for d in precision.CPU)
+        cosine = float(np.min(np.sum(fp32 * bf16, axis=1)))
 
         def run(dtype: torch.dtype) -> None:
-            self.precision = Precision(dtype, "measuring")
-            self._forward(sample[:1], self.model.forward)
+            self._forward(sample[:1], self.model.forward, dtype=dtype)
 
         return precision.choose_cpu(cosine, lambda: precision.timed_speedup(run))
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32:
+    def _autocast(self, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+        if dtype == torch.float32:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
 
 def describe_all(describer: Describer, images: Iterable[np.ndarray]) -> np.ndarray:

@@ -17,6 +17,7 @@ from ros2_netvlad.errors import DeviceError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 NAMES = {dtype: name for name, dtype in DTYPES.items()}
+CPU = (torch.float32, torch.bfloat16)  # what auto chooses between on a CPU with native bf16
 BF16_AGREEMENT = 0.999  # lowest cosine with fp32 over the calibration photos for auto to pick bf16
 BF16_MARGIN = 1.3  # median speedup bf16 must reach over fp32 for auto to pick it
 TIMING_REPEATS = 5  # interleaved timed runs of each precision (after two warm-ups each)
@@ -45,6 +46,9 @@ class Precision:
     @property
     def name(self) -> str:
         return NAMES[self.dtype]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
 
 
 def explicit(name: str, device: torch.device) -> Precision:
@@ -79,7 +83,7 @@ def timed_speedup(run: Callable[[torch.dtype], object], repeats: int = TIMING_RE
     (oneDNN selects and caches kernels during the first calls)."""
     for _ in range(2):
         run(torch.float32), run(torch.bfloat16)
-    times: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
+    times: dict[torch.dtype, list[float]] = {dtype: [] for dtype in CPU}
     for _ in range(repeats):
         for dtype in times:
             start = time.perf_counter()

@@ -29,8 +29,6 @@ def stop_gracefully_on_sigterm() -> bool:
     returned — the node still saves when its launcher dies (parent-death signal), and stopping
     with SIGINT (docker STOPSIGNAL, systemd KillSignal) works with any launch."""
     manager = getattr(AsyncSafeSignalManager, "_AsyncSafeSignalManager__current", None)
-    if manager is not None and not callable(getattr(manager, "handle", None)):
-        manager = None
     if manager is None or threading.current_thread() is not threading.main_thread():
         return False
 

@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from ros2_netvlad.config import ConfigError
-from ros2_netvlad.errors import InputError, NetVLADError
+from ros2_netvlad.errors import InputError, NetVLADError, say
 from ros2_netvlad.geometry import Pose, Trajectory
 from ros2_netvlad.imaging import ImageDecodeError, message_to_rgb
 from ros2_netvlad.localization.localizer import Localizer
@@ -39,7 +39,7 @@ from ros2_netvlad.resize import resize_rule_text
 from ros2_netvlad.ros import conversions, params, topics
 from ros2_netvlad.ros.health import Health
 from ros2_netvlad.ros.mailbox import LatestFrame
-from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner, quiet_broken_streams, say
+from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner, quiet_broken_streams
 
 
 class LocalizerNode(Node):
@@ -57,7 +57,7 @@ class LocalizerNode(Node):
             self,
             {
                 "device": describer.hardware,
-                "precision": f"{describer.precision_name} ({describer.precision_note})",
+                "precision": str(describer.precision),
                 "backend": describer.backend_note,
             },
         )
@@ -258,8 +258,7 @@ class LocalizerNode(Node):
             "rejected": self.rejected,
             "map_size": len(self.database),
             "device": str(self.describer.device),
-            "precision": f"{str(self.describer.dtype).removeprefix('torch.')} "
-            f"({self.describer.precision_note})",
+            "precision": str(self.describer.precision),
             "backend": self.describer.backend_note,
             "mode": self.node_config.mode,
             "frame": self.pose_frame,

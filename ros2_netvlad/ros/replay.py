@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import rclpy
 from rclpy.duration import Duration
@@ -21,9 +22,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
-from ros2_netvlad.errors import InputError, NetVLADError
+from ros2_netvlad.errors import InputError, NetVLADError, say
 from ros2_netvlad.ros import conversions
-from ros2_netvlad.ros.shutdown import ShutdownSignals, quiet_broken_streams, say
+from ros2_netvlad.ros.shutdown import ShutdownSignals, quiet_broken_streams
 from ros2_netvlad.sources.rosbag import BagError, open_bag
 
 
@@ -43,7 +44,9 @@ class BagReplayer(Node):
         loop: bool = False,
         clock: bool = False,
         reliable: bool = True,
+        interrupted: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``interrupted``: polled while playing; true stops the replay (a signal's flag)."""
         super().__init__("replay_bag")
         if rate <= 0:
             raise InputError(f"--rate must be > 0, got {rate}")
@@ -53,7 +56,7 @@ class BagReplayer(Node):
             rate,
             int(start_offset * 1e9),
         )
-        self.loop, self.published = loop, 0
+        self.loop, self.published, self._interrupted = loop, 0, interrupted
         self.on_publish = None  # optional callback(bag timestamp ns) right after each publish
         qos = QoSProfile(
             depth=100,
@@ -86,8 +89,7 @@ class BagReplayer(Node):
         return False
 
     def stopped(self) -> bool:
-        """Whether to stop playing (replaced by main() to also see its signal handlers)."""
-        return not rclpy.ok()
+        return self._interrupted() or not rclpy.ok()
 
     def play(self) -> int:
         """Publishes once (or forever with loop); returns the number of messages sent."""
@@ -162,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             args.loop,
             args.clock,
             not args.best_effort,
+            interrupted=lambda: signals.requested,
         )
         if args.wait_for_subscribers and not node.subscribers_ready(args.wait_for_subscribers):
             node.get_logger().warning("not every topic has a subscriber; playing anyway")
-        node.stopped = lambda: signals.requested or not rclpy.ok()
         began = time.monotonic()
         count = node.play()
         seconds = time.monotonic() - began

@@ -25,6 +25,8 @@ from typing import Callable
 
 from rclpy.executors import Executor
 
+from ros2_netvlad.errors import say
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -44,14 +46,6 @@ def follow_parent(number: int = signal.SIGTERM) -> bool:
     if os.getppid() != parent:  # the parent ended before the request took effect
         os.kill(os.getpid(), number)
     return True
-
-
-def say(message: str) -> None:
-    """One line to stderr that never raises: the terminal or the launcher's pipe may be gone."""
-    try:
-        os.write(2, message.encode())
-    except OSError:
-        pass
 
 
 def quiet_broken_streams() -> None:
