@@ -24,14 +24,13 @@ from ros2_netvlad.config import ArchConfig, DescriberConfig, KeyframeConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.demo.run import IMAGE_TOPIC, ODOM_TOPIC
 from ros2_netvlad.errors import NetVLADError
-from ros2_netvlad.evaluation.offline import bag_queries, evaluate, folder_queries
+from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.realset import assemble
 from ros2_netvlad.maps.building import BuildOptions, build_map
 from ros2_netvlad.model.describer import Describer, native_bf16
 from ros2_netvlad.model.export import export_model
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
-from ros2_netvlad.sources.folders import folder_images
 from ros2_netvlad.sources.rosbag import PoseLookup
 from ros2_netvlad.sources.source import BagSource, FolderSource, frames_of, plan_keyframes
 
@@ -115,13 +114,13 @@ def int8_recall(root: Path) -> None:
     sets = {
         "demo world": (
             BagSource(first, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC)),
-            lambda: bag_queries(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC)),
+            lambda: [BagSource(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC))],
             25.0,
             32,
         ),
         "real development set": (
             FolderSource(realset.map_folder, realset.map_poses),
-            lambda: folder_queries(folder_images(realset.query_folder, realset.query_poses)),
+            lambda: [FolderSource(realset.query_folder, realset.query_poses)],
             10.0,
             64,
         ),

@@ -17,7 +17,8 @@ import torch
 import torchvision
 from torch import nn
 
-from ros2_netvlad.config import BACKBONES, ArchConfig, DescriberConfig
+from ros2_netvlad.config import ArchConfig, DescriberConfig
+from ros2_netvlad.model.backbones import BACKBONES
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.netvlad import build_model
 

@@ -29,17 +29,17 @@ from ros2_netvlad.demo.run import IMAGE_TOPIC as DEMO_TOPIC
 from ros2_netvlad.demo.run import ODOM_TOPIC
 from ros2_netvlad.evaluation.decisions import decisions_table
 from ros2_netvlad.evaluation.metrics import retrieval_metrics
-from ros2_netvlad.evaluation.offline import bag_queries, evaluate, folder_queries
+from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.realset import assemble
-from ros2_netvlad.localization.verification import evidence, prepare
 from ros2_netvlad.maps.building import BuildOptions, build_map
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.model.describer import Describer
-from ros2_netvlad.model.local_features import FeatureExtractor, FeatureSettings
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.sources.folders import folder_images, read_rgb
 from ros2_netvlad.sources.rosbag import PoseLookup
 from ros2_netvlad.sources.source import BagSource, FolderSource
+from ros2_netvlad.verification.features import FeatureSettings
+from ros2_netvlad.verification.registry import make_verifier, settings_for
 
 THRESHOLD_REAL = 10.0  # metres: the real set's places are 100 m apart
 
@@ -66,7 +66,7 @@ def shortlist_study(realset, root: Path) -> None:
     print("\n## 1. Shortlist on the real set (raw descriptor ranking)\n")
     print("| pooling | dims | R@1 (matched) | PR-AUC | recall@100%P |\n|---|---|---|---|---|")
     source = FolderSource(realset.map_folder, realset.map_poses)
-    queries = list(folder_queries(folder_images(realset.query_folder, realset.query_poses)))
+    queries = [FolderSource(realset.query_folder, realset.query_poses)]
     for clusters in (8, 16, 32, 64):
         map_dir = build(root / f"k{clusters}", source, clusters, None, 320)
         m = evaluate(
@@ -90,7 +90,7 @@ def gem_metrics(realset, queries) -> tuple[dict, int]:
     describer = Describer(model, DescriberConfig(max_side=320))
 
     def gem(image: np.ndarray) -> np.ndarray:
-        x = np.clip(describer.local_features(image), 1e-6, None)
+        x = np.clip(describer.dense_features(image), 1e-6, None)
         v = np.mean(x**3, axis=0) ** (1 / 3)
         return v / np.linalg.norm(v)
 
@@ -139,14 +139,14 @@ def cost(realset, root: Path) -> None:
     print("| step | ms |\n|---|---|")
     print(f"| global descriptor (Lite0 + NetVLAD K=64, 640x480) | {t_desc:.1f} |")
     for method in ("sift", "orb"):
-        extract = FeatureExtractor(FeatureSettings(method))
-        stored = [extract(f) for f in frames]
-        t_query = _median(lambda i: extract(frames[i % len(frames)]))
-        query = prepare(stored[0])
+        verifier = make_verifier(settings_for(method))
+        stored = [verifier.extract(f) for f in frames]
+        t_query = _median(lambda i: verifier.extract(frames[i % len(frames)]))
+        query = verifier.prepare(stored[0])
 
         def rerank(i: int) -> None:
             for candidate in stored[i % 10 : i % 10 + 10]:
-                evidence(query, prepare(candidate), LocalizerConfig.min_inliers)
+                verifier.evidence(query, verifier.prepare(candidate), LocalizerConfig.min_inliers)
 
         t_rerank = _median(rerank)
         size = np.mean([f.nbytes for f in stored]) / 1024
@@ -184,8 +184,8 @@ def main() -> None:
     real = FolderSource(realset.map_folder, realset.map_poses)
     decisions(
         "real development set (K=64)",
-        lambda method: build(root / "real" / method, real, 64, FeatureSettings(method), 320),
-        lambda: folder_queries(folder_images(realset.query_folder, realset.query_poses)),
+        lambda method: build(root / "real" / method, real, 64, settings_for(method), 320),
+        lambda: [FolderSource(realset.query_folder, realset.query_poses)],
         THRESHOLD_REAL,
     )
     first, second = root / "world" / "traversal1", root / "world" / "traversal2"
@@ -195,8 +195,8 @@ def main() -> None:
     demo = BagSource(first, DEMO_TOPIC, PoseLookup(ODOM_TOPIC))
     decisions(
         "demo world, traversal 2 against a map of traversal 1 (K=32)",
-        lambda method: build(root / "demo" / method, demo, 32, FeatureSettings(method), 320),
-        lambda: bag_queries(second, DEMO_TOPIC, PoseLookup(ODOM_TOPIC)),
+        lambda method: build(root / "demo" / method, demo, 32, settings_for(method), 320),
+        lambda: [BagSource(second, DEMO_TOPIC, PoseLookup(ODOM_TOPIC))],
         25.0,
     )
     cost(realset, root)

@@ -28,12 +28,21 @@ def check_choice(value: str, name: str, choices: tuple[str, ...]) -> None:
     check(value in choices, name, f"must be one of {', '.join(choices)}, got {value!r}")
 
 
+def check_ranges(config: Any, section: str) -> None:
+    """Every field's min / max from its metadata: the one statement of the ranges, which the node's
+    ParameterDescriptors carry too, so ROS, YAML and Python refuse the same values."""
+    for f in fields(config):
+        value, low, high = getattr(config, f.name), f.metadata.get("min"), f.metadata.get("max")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        name = f"{section}.{f.name}"
+        check(low is None or value >= low, name, f"must be >= {low}, got {value}")
+        check(high is None or value <= high, name, f"must be <= {high}, got {value}")
+
+
 def param(description: str, **meta: Any) -> Any:
     """Field metadata: a description (and optional min/max/read_only) for the ROS parameter."""
     return {"description": description, **meta}
-
-
-BACKBONES = ("vgg16", "resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_lite0")
 
 
 @dataclass(frozen=True)
@@ -52,10 +61,8 @@ class ArchConfig:
     )
 
     def __post_init__(self) -> None:
-        check_choice(self.backbone, "arch.backbone", BACKBONES)
-        check(self.num_clusters >= 1, "arch.num_clusters", f"must be >= 1, got {self.num_clusters}")
-        check(self.whiten_dim >= 0, "arch.whiten_dim", f"must be >= 0, got {self.whiten_dim}")
-        check(self.output_dim >= 0, "arch.output_dim", f"must be >= 0, got {self.output_dim}")
+        # the backbone's name is checked against the registry when the network is built
+        check_ranges(self, "arch")
         check(
             self.output_dim == 0 or 0 < self.output_dim <= self.whiten_dim,
             "arch.output_dim",
@@ -153,6 +160,7 @@ class DescriberConfig:
     )
 
     def __post_init__(self) -> None:
+        check_ranges(self, "model")
         check_choice(self.backend, "model.backend", BACKENDS)
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),
@@ -167,8 +175,6 @@ class DescriberConfig:
                 f"model.{name}",
                 f"must be 0 (the map's) or >= 32, got {getattr(self, name)}",
             )
-        check(self.batch_size >= 1, "model.batch_size", f"must be >= 1, got {self.batch_size}")
-        check(self.threads >= 0, "model.threads", f"must be >= 0, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -201,8 +207,7 @@ class DatabaseConfig:
             "database.fp16",
             "PQ indexes are already compressed; fp16 applies to Flat and HNSW",
         )
-        check(self.nprobe >= 1, "database.nprobe", f"must be >= 1, got {self.nprobe}")
-        check(self.ef_search >= 1, "database.ef_search", f"must be >= 1, got {self.ef_search}")
+        check_ranges(self, "database")
         check_choice(self.device, "database.device", ("auto", "cpu", "cuda"))
 
     def factory_string(self) -> str:
@@ -230,15 +235,7 @@ class KeyframeConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("min_distance", "min_angle", "max_interval"):
-            check(
-                getattr(self, name) >= 0,
-                f"keyframes.{name}",
-                f"must be >= 0, got {getattr(self, name)}",
-            )
-
-
-VERIFICATION = ("auto", "none", "sift", "orb")
+        check_ranges(self, "keyframes")
 
 
 @dataclass(frozen=True)
@@ -298,7 +295,8 @@ class LocalizerConfig:
         default="auto",
         metadata=param(
             "re-rank and verify with local features stored in the map: auto (the map's, off "
-            "for maps without any), none, sift or orb (must be the map's)",
+            "for maps without any), none, or a verifier's name, e.g. sift or orb (must be the "
+            "map's)",
             read_only=True,
         ),
     )
@@ -316,37 +314,8 @@ class LocalizerConfig:
     )
 
     def __post_init__(self) -> None:
-        check(self.top_k >= 1, "localizer.top_k", f"must be >= 1, got {self.top_k}")
-        check(
-            -1.0 <= self.min_score <= 1.0,
-            "localizer.min_score",
-            f"must be in [-1, 1], got {self.min_score}",
-        )
-        check(
-            self.consistency >= 1, "localizer.consistency", f"must be >= 1, got {self.consistency}"
-        )
-        for name in (
-            "exclusion_window",
-            "nms_radius",
-            "consistency_radius",
-            "prior_radius",
-            "position_variance_floor",
-            "orientation_variance_floor",
-        ):
-            check(
-                getattr(self, name) >= 0,
-                f"localizer.{name}",
-                f"must be >= 0, got {getattr(self, name)}",
-            )
-        check_choice(self.verification, "localizer.verification", VERIFICATION)
-        check(
-            self.min_inliers >= 8, "localizer.min_inliers", f"must be >= 8, got {self.min_inliers}"
-        )
-        check(
-            self.rerank_top_n >= 1,
-            "localizer.rerank_top_n",
-            f"must be >= 1, got {self.rerank_top_n}",
-        )
+        # the verification method is checked against the verifier registry by the Localizer
+        check_ranges(self, "localizer")
 
 
 def from_dict(cls: type[T], values: Mapping[str, Any] | None, section: str = "") -> T:

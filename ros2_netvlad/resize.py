@@ -13,6 +13,11 @@ from ros2_netvlad.config import ConfigError, DescriberConfig
 RESIZE_DEFAULTS = {"resize": "max_side", "max_side": 640, "width": 640, "height": 480}
 
 
+def recorded_resize(config: DescriberConfig) -> dict[str, Any]:
+    """The rule as a map's manifest and a checkpoint record it (all four fields)."""
+    return {k: getattr(config, k) for k in RESIZE_DEFAULTS}
+
+
 def explicit_resize(config: DescriberConfig) -> dict[str, Any]:
     """The resize rule a config asks for explicitly: only the fields it sets (not auto / 0)."""
     return {k: getattr(config, k) for k in RESIZE_DEFAULTS if getattr(config, k) not in ("auto", 0)}

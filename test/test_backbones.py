@@ -6,8 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from ros2_netvlad.config import BACKBONES
-from ros2_netvlad.model.backbones import EFFICIENTNET_LITE, build_backbone
+from ros2_netvlad.model.backbones import BACKBONES, EFFICIENTNET_LITE, build_backbone
 
 # ImageNet classes: 281 tabby, 282 tiger cat, 285 Egyptian cat; 504 coffee mug, 967 espresso, 968
 # cup.
@@ -20,8 +19,10 @@ def test_backbone_feature_dim(name):
     backbone = build_backbone(name).module.eval()
     with torch.no_grad():
         out = backbone(torch.randn(1, 3, 64, 64))
-    assert out.shape[1] == build_backbone(name).feature_dim
-    assert out.dim() == 4
+    spec = BACKBONES[name]
+    assert out.shape[1] == spec.feature_dim and out.dim() == 4
+    assert out.shape[-1] == 64 // spec.stride  # the spec's stride is the network's
+    assert len(spec.stage_starts) == 5 and max(spec.stage_starts) < len(backbone)
 
 
 def test_vgg16_is_cut_at_conv5_3_without_relu_and_pool():

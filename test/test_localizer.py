@@ -156,15 +156,15 @@ def test_a_long_exclusion_window_still_finds_the_older_true_match():
 
 
 def _features_map(photos, shots, positions):
-    from ros2_netvlad.model.local_features import FeatureExtractor, FeatureSettings
+    from ros2_netvlad.verification.registry import make_verifier, settings_for
 
-    settings = FeatureSettings()
-    extract = FeatureExtractor(settings)
+    settings = settings_for("sift")
+    extract = make_verifier(settings).extract
     db = MapDatabase.create(DIM)
+    db.record(local_features=settings)
     descriptors = unit(np.random.default_rng(1).normal(size=(len(shots), DIM))).astype(np.float32)
     entries = [Entry(0, "map", p) for p in positions]
     db.add(descriptors, entries, local_features=[extract(photos[s]) for s in shots])
-    db.record_local_features(settings)
     return db, descriptors
 
 

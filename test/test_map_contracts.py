@@ -13,6 +13,7 @@ from ros2_netvlad.config import ConfigError, DescriberConfig
 from ros2_netvlad.demo import messages, world
 from ros2_netvlad.demo.run import map_of_bag
 from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.maps.opening import map_resize
 from ros2_netvlad.resize import resolve_resize
 from ros2_netvlad.sources.rosbag import BagWriter
 from ros2_netvlad.tools import evaluate
@@ -79,9 +80,11 @@ def test_map_records_its_resize_rule_precision_and_gnss_origin(gnss_map):
     assert build["model"]["max_side"] == 160 and build["keyframes"]["min_distance"] == 0.0
     assert build["database"]["index"] == "Flat" and build["fit_clusters"] is True
     database = MapDatabase.load(gnss_map / "map")
-    assert database.resize_config(DescriberConfig()).max_side == 160
+    assert map_resize(database, DescriberConfig()).max_side == 160
     # and the precision it was described at (auto: fp32, since the suite sees no native bf16)
-    assert manifest["precision"] == database.precision == "fp32"
+    assert manifest["precision"] == database.manifest.precision == "fp32"
+    assert database.manifest.geo_origin == pytest.approx(manifest["geo_origin"])
+    assert database.manifest.build["model"]["max_side"] == 160
 
 
 def test_queries_with_a_far_first_fix_are_placed_around_the_map_origin(gnss_map, tmp_path, capsys):

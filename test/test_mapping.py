@@ -58,7 +58,7 @@ def test_map_from_bag_localizes_revisits(bags, tmp_path, capsys):
     assert "entries: 12 of 18 images" in summary and "6 not a keyframe" in summary
     db = MapDatabase.load(tmp_path / "map")
     model = load(tmp_path / "map" / "model.pt")
-    assert db.fingerprint == fingerprint(model) and len(db) == 12
+    assert db.manifest.model_fingerprint == fingerprint(model) and len(db) == 12
     describer = Describer(model, DescriberConfig(device="cpu"))
     localizer = Localizer(db, LocalizerConfig(top_k=1))
     from ros2_netvlad.sources.rosbag import PoseLookup, frames
@@ -96,8 +96,12 @@ def test_sqlite3_raw_images_and_existing_weights(bags, tmp_path, capsys):
     ]
     assert build_map.main(args) == 0
     a, b = MapDatabase.load(tmp_path / "a"), MapDatabase.load(tmp_path / "b")
-    assert a.fingerprint == b.fingerprint and len(b) == 18 and b.image(3)[:2] == b"\xff\xd8"
-    assert b.manifest["index"] == "HNSW16"
+    assert (
+        a.manifest.model_fingerprint == b.manifest.model_fingerprint
+        and len(b) == 18
+        and b.image(3)[:2] == b"\xff\xd8"
+    )
+    assert b.manifest.index == "HNSW16"
 
 
 def test_cli_errors_are_clear(bags, tmp_path, capsys):

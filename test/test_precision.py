@@ -94,11 +94,13 @@ def test_a_map_records_its_precision_and_readers_use_it(model, tmp_path, monkeyp
     database = MapDatabase.create(
         model.output_dim, DatabaseConfig(), fingerprint(model), checkpoint_bytes(model)
     )
-    database.record_precision("bf16")
+    database.record(precision="bf16")
     loaded = MapDatabase.load(database.save(tmp_path / "map"), fingerprint(model))
-    assert loaded.precision == "bf16"
+    assert loaded.manifest.precision == "bf16"
     monkeypatch.setattr(precision, "timed_speedup", lambda run: pytest.fail("measured"))
-    reader = Describer(model, AUTO, loaded.precision)  # auto: the map's, not a new measurement
+    reader = Describer(
+        model, AUTO, loaded.manifest.precision
+    )  # auto: the map's, not a new measurement
     assert reader.dtype == torch.bfloat16 and reader.precision_note == "the map's"
     fp32 = DescriberConfig(device="cpu", max_side=64, precision="fp32")
     explicit = Describer(model, fp32, "bf16")

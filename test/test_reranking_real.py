@@ -7,11 +7,10 @@ import pytest
 import torch
 
 from ros2_netvlad.config import ArchConfig, DescriberConfig, LocalizerConfig
-from ros2_netvlad.evaluation.offline import evaluate, folder_queries
+from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.realset import PAIRS, assemble
 from ros2_netvlad.maps.building import BuildOptions, build_map
 from ros2_netvlad.model.netvlad import build_model
-from ros2_netvlad.sources.folders import folder_images
 from ros2_netvlad.sources.source import FolderSource
 
 
@@ -29,7 +28,7 @@ def _map(realset, out, pretrained: bool):
 
 
 def _decisions(realset, map_dir, out, rerank_top_n):
-    queries = folder_queries(folder_images(realset.query_folder, realset.query_poses))
+    queries = [FolderSource(realset.query_folder, realset.query_poses)]
     config = LocalizerConfig(rerank_top_n=rerank_top_n)
     return evaluate(map_dir, queries, out, 10.0, progress=False, localizer=config)["decisions"]
 

@@ -17,9 +17,10 @@ import torch
 from ros2_netvlad.config import ArchConfig, DescriberConfig, KeyframeConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.demo.loop_drive import write_loop_drive
-from ros2_netvlad.evaluation.offline import bag_queries, evaluate
+from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.slam import SlamInputs, slam_eval
 from ros2_netvlad.maps.building import BuildOptions, build_map
+from ros2_netvlad.maps.storage import MODEL
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.sources.rosbag import PoseLookup
 from ros2_netvlad.sources.source import BagSource
@@ -125,14 +126,14 @@ def run_demo(
     random_map = build(out, first, config, pretrained=False)
     baseline = evaluate(
         random_map,
-        bag_queries(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC)),
+        [BagSource(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC))],
         out / "baseline_random",
         config.threshold,  # the map carries its resize rule (max_side), the evaluation reads it
         progress=False,
     )
     slam = None
     if loop_closure_replay is not None:
-        slam = _pose_graph(out, map_dir / "model.pt", loop_closure_replay, config)
+        slam = _pose_graph(out, map_dir / MODEL, loop_closure_replay, config)
     summary = {
         "live": live,
         "random_backbone": baseline,

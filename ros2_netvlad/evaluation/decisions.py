@@ -10,9 +10,8 @@ import numpy as np
 
 from ros2_netvlad.config import LocalizerConfig
 from ros2_netvlad.evaluation.metrics import precision_first, retrieval_metrics
-from ros2_netvlad.localization.localizer import Localizer
+from ros2_netvlad.localization.localizer import Candidate, Localizer
 from ros2_netvlad.maps.database import MapDatabase
-from ros2_netvlad.model.local_features import LocalFeatures
 
 
 def offline_localizer(database: MapDatabase, config: LocalizerConfig, top_n: int) -> Localizer:
@@ -33,20 +32,15 @@ def offline_localizer(database: MapDatabase, config: LocalizerConfig, top_n: int
 
 def compare_decisions(
     localizer: Localizer,
-    descriptors: np.ndarray,
-    features: list[LocalFeatures | None],
+    results: list[list[Candidate]],
     raw: dict,
     query_positions: np.ndarray,
     threshold: float,
 ) -> dict[str, dict]:
     """{raw, reranked, verified} → precision-first metrics. ``raw`` is the per-query dict of the
-    plain ranking (``retrieval_metrics``); the other two come from re-ranking each query's
-    shortlist."""
+    plain ranking (``retrieval_metrics``); the other two are each query's candidates as the
+    pipeline decided them (re-ranked and verified)."""
     map_positions = localizer.database.positions()
-    results = [
-        localizer.decide(localizer.shortlist(d, 0), f).candidates
-        for d, f in zip(descriptors, features)
-    ]
     width = max((len(r) for r in results), default=1) or 1
     positions = np.full((len(results), width, 3), np.nan)
     scores = np.full((len(results), width), -np.inf)

@@ -10,11 +10,12 @@ import numpy as np
 
 from ros2_netvlad.config import KeyframeConfig, LocalizerConfig
 from ros2_netvlad.geometry import Pose, angle_between, average_quaternions
-from ros2_netvlad.localization.verification import NO_EVIDENCE, evidence, prepare
 from ros2_netvlad.maps.database import Entry, MapDatabase
 from ros2_netvlad.maps.storage import MapError
-from ros2_netvlad.model.local_features import FeatureExtractor, FeatureSettings, LocalFeatures
 from ros2_netvlad.sources.keyframes import KeyframeSelector
+from ros2_netvlad.verification.epipolar import NO_EVIDENCE
+from ros2_netvlad.verification.features import FeatureSettings, LocalFeatures
+from ros2_netvlad.verification.registry import make_verifier, settings_for, verifier_names
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ class Localizer:
         self.features = verification_features(database, config.verification)
         # a map that stores local features needs them for every keyframe grown online, even when
         # verification is off
-        extract = self.features or database.local_feature_settings
-        self._extractor = FeatureExtractor(extract) if extract else None
+        extract = self.features or database.manifest.local_features
+        self._verifier = make_verifier(extract) if extract else None
         self._recent_places: deque[np.ndarray] = deque(maxlen=config.consistency)
         self._keyframes = KeyframeSelector(keyframes)
 
@@ -91,7 +92,7 @@ class Localizer:
     def local_features(self, image: np.ndarray | None) -> LocalFeatures | None:
         """The frame's local features, found once per frame: for verification, and for the map
         when it grows online (None when neither needs them)."""
-        return None if image is None or self._extractor is None else self._extractor(image)
+        return None if image is None or self._verifier is None else self._verifier.extract(image)
 
     def shortlist(self, descriptor: np.ndarray, stamp_ns: int) -> Shortlist:
         candidates = self._nearest(descriptor, stamp_ns)
@@ -133,11 +134,20 @@ class Localizer:
             stamp_ns, frame_id, tuple(pose.position), tuple(pose.orientation), source=source
         )
         stored = None
-        if self.database.local_feature_settings is not None:
+        if self.database.manifest.local_features is not None:
             if features is None:
                 raise MapError("this map stores local features: give the keyframe's")
             stored = [features]
         return int(self.database.add(descriptor[None], [entry], local_features=stored)[0])
+
+    def verification_text(self) -> str:
+        features, config = self.features, self.config
+        if features is None:
+            return "off (localizer.verification none, or the map stores no local features)"
+        return (
+            f"{features.method} ({features.max_features} features), top {config.rerank_top_n} "
+            f"re-ranked, verified at >= {config.min_inliers} inliers"
+        )
 
     @property
     def keyframes(self) -> KeyframeConfig:
@@ -197,13 +207,14 @@ class Localizer:
         counts below min_inliers are what random matches reach too (MAGSAC++ on unrelated real
         photos: up to ~15), so they never overrule the descriptor: re-ranking can promote a
         candidate only on evidence the decision rule itself trusts."""
-        prepared = prepare(query) if query is not None else None
+        verifier, needed = self._verifier, self.config.min_inliers
+        prepared = verifier.prepare(query) if query is not None else None
         ranked = []
         for candidate in candidates:
             found = stored.get(candidate.map_id)
             proof = (
-                evidence(prepared, prepare(found), self.config.min_inliers)
-                if prepared and found
+                verifier.evidence(prepared, verifier.prepare(found), needed)
+                if prepared is not None and found is not None
                 else NO_EVIDENCE
             )
             verified = proof.inliers >= self.config.min_inliers
@@ -260,12 +271,17 @@ def verification_features(database: MapDatabase, method: str) -> FeatureSettings
     """The local features verification runs on: the map's stored ones. A map without them (built
     before they existed, or with --local-features none) runs unverified under "auto" and is
     refused when a method is asked for by name; an empty map (online mode) starts storing them."""
+    choices = ("auto", "none", *verifier_names())
+    if method not in choices:
+        raise MapError(
+            f"localizer.verification must be one of {', '.join(choices)}, got {method!r}"
+        )
     if method == "none":
         return None
-    stored = database.local_feature_settings
+    stored = database.manifest.local_features
     if stored is None and len(database) == 0:
-        stored = FeatureSettings(method if method != "auto" else FeatureSettings.method)
-        database.record_local_features(stored)
+        stored = settings_for(method if method != "auto" else FeatureSettings.method)
+        database.record(local_features=stored)
     if stored is None:
         message = (
             "the map stores no local features, so candidates cannot be re-ranked or verified "

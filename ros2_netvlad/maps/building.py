@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -27,9 +27,8 @@ from ros2_netvlad.model.checkpoints import checkpoint_bytes, fingerprint
 from ros2_netvlad.model.clustering import initialize_netvlad
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.distributed import Distributed, rank_device
-from ros2_netvlad.model.local_features import FeatureExtractor, FeatureSettings, LocalFeatures
 from ros2_netvlad.model.netvlad import PlaceNet
-from ros2_netvlad.resize import resize_rule_text, resolve_resize
+from ros2_netvlad.resize import recorded_resize, resize_rule_text, resolve_resize
 from ros2_netvlad.sources.prefetch import prefetch
 from ros2_netvlad.sources.rosbag import Frame
 from ros2_netvlad.sources.source import (
@@ -39,6 +38,8 @@ from ros2_netvlad.sources.source import (
     frames_of,
     plan_keyframes,
 )
+from ros2_netvlad.verification.features import FeatureSettings, LocalFeatures
+from ros2_netvlad.verification.registry import make_verifier, settings_for, with_codec
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,16 @@ class BuildReport:
         )
 
 
+class BuiltEntry(NamedTuple):
+    """One described keyframe, on its way into the map."""
+
+    order: int  # position in the keyframe plan: the map keeps plan order across ranks
+    descriptor: np.ndarray
+    entry: Entry
+    jpeg: bytes | None
+    features: LocalFeatures | None
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     model: DescriberConfig = DescriberConfig()
@@ -86,7 +97,7 @@ class BuildOptions:
     kmeans_images: int = 100
     store_images: bool = False  # JPEG keyframes in the map (evaluation reports show them)
     # local features stored per entry for re-ranking and verification; None = none
-    local_features: FeatureSettings | None = FeatureSettings()
+    local_features: FeatureSettings | None = settings_for("sift")
     progress: bool = True
 
 
@@ -133,7 +144,7 @@ def build_map(
         )
     options = dataclasses.replace(options, model=model_config)
     path = _write(out, rows, model, sources, options, describer.precision.name)
-    positions = np.array([r[2].position for r in rows])
+    positions = np.array([row.entry.position for row in rows])
     extent = (positions.min(0), positions.max(0))
     seconds = time.perf_counter() - start
     return BuildReport(
@@ -158,12 +169,12 @@ def _fit_clusters(
 
 def _describe(
     describer: Describer, sources: list[Source], keys: list, options: BuildOptions, counts: Counter
-) -> Iterator[tuple]:
-    """(plan position, descriptor, entry, jpeg|None, local features|None) per keyframe; decoding,
-    local features (from the full-size frame, as the node does) and resizing run in a background
-    thread so they overlap with inference."""
+) -> Iterator[BuiltEntry]:
+    """One row per keyframe; decoding, local features (from the full-size frame, as the node
+    does) and resizing run in a background thread so they overlap with inference."""
     decoding: Counter = Counter()
-    extractor = FeatureExtractor(options.local_features) if options.local_features else None
+    settings = options.local_features
+    extractor = make_verifier(settings).extract if settings else None
 
     def prepared() -> Iterator[tuple[int, Frame, LocalFeatures | None]]:
         for n, frame in frames_of(sources, keys, decoding):
@@ -188,7 +199,7 @@ def _describe(
     counts["undecodable image"] += decoding["undecodable image"]
 
 
-def _describe_batch(describer: Describer, batch: list, store_images: bool) -> Iterator[tuple]:
+def _describe_batch(describer: Describer, batch: list, store_images: bool) -> Iterator[BuiltEntry]:
     descriptors = describer.describe([frame.image for _, frame, _ in batch])
     for (n, frame, features), descriptor in zip(batch, descriptors):
         entry = Entry(
@@ -200,18 +211,19 @@ def _describe_batch(describer: Describer, batch: list, store_images: bool) -> It
             frame.geo,
             frame.source,
         )
-        yield n, descriptor, entry, rgb_to_jpeg(frame.image) if store_images else None, features
+        jpeg = rgb_to_jpeg(frame.image) if store_images else None
+        yield BuiltEntry(n, descriptor, entry, jpeg, features)
 
 
-def _gather(rows: list[tuple], distributed: Distributed) -> list[tuple]:
+def _gather(rows: list[BuiltEntry], distributed: Distributed) -> list[BuiltEntry]:
     shards = distributed.gather_to_root(rows)
     rows = [row for shard in shards for row in shard] if shards is not None else rows
-    return sorted(rows, key=lambda row: row[0])
+    return sorted(rows, key=lambda row: row.order)
 
 
 def _write(
     out: str | Path,
-    rows: list[tuple],
+    rows: list[BuiltEntry],
     model: PlaceNet,
     sources: list[Source],
     options: BuildOptions,
@@ -220,25 +232,30 @@ def _write(
     database = MapDatabase.create(
         model.output_dim, options.database, fingerprint(model), checkpoint_bytes(model)
     )
-    descriptors = np.stack([r[1] for r in rows])
-    images = [r[3] for r in rows] if options.store_images else None
-    features = [r[4] for r in rows] if options.local_features else None
-    database.add(descriptors, [r[2] for r in rows], images, features)
-    if options.local_features:
-        database.record_local_features(options.local_features)
+    features = with_codec(options.local_features) if options.local_features else None
     model_config = resolve_resize(options.model)[0]
-    database.record_resize(model_config)
-    database.record_precision(precision)
-    database.manifest["build"] = resolved(
-        model=model_config,
-        database=options.database,
-        keyframes=options.keyframes,
-        sources=[str(s) for s in sources],
-        fit_clusters=options.fit_clusters,
-        store_images=options.store_images,
-        local_features=options.local_features.manifest() if options.local_features else None,
+    origin = build_origin(
+        sources
+    )  # GNSS poses are metres around this latitude, longitude, altitude
+    database.record(
+        resize=recorded_resize(model_config),
+        precision=precision,
+        local_features=features,
+        geo_origin=tuple(origin) if origin else None,
+        build=resolved(
+            model=model_config,
+            database=options.database,
+            keyframes=options.keyframes,
+            sources=[str(s) for s in sources],
+            fit_clusters=options.fit_clusters,
+            store_images=options.store_images,
+            local_features=features.manifest() if features else None,
+        ),
     )
-    origin = build_origin(sources)
-    if origin:  # GNSS poses are metres around this latitude, longitude, altitude
-        database.manifest["geo_origin"] = list(origin)
+    database.add(
+        np.stack([row.descriptor for row in rows]),
+        [row.entry for row in rows],
+        [row.jpeg for row in rows] if options.store_images else None,
+        [row.features for row in rows] if features else None,
+    )
     return database.save(out)

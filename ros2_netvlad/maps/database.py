@@ -8,11 +8,11 @@ while the map is open; each ``add`` is one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 from typing import Sequence
@@ -20,12 +20,11 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from ros2_netvlad import __version__
-from ros2_netvlad.config import DatabaseConfig, DescriberConfig
+from ros2_netvlad.config import DatabaseConfig
+from ros2_netvlad.maps.manifest import Manifest
 from ros2_netvlad.maps.search import exact_search, search_excluding
 from ros2_netvlad.maps.storage import (  # Entry: re-exported, the public name stays here
     ENTRIES,
-    FORMAT_VERSION,
     INDEX,
     MANIFEST,
     MODEL,
@@ -39,8 +38,8 @@ from ros2_netvlad.maps.storage import (  # Entry: re-exported, the public name s
     recover,
     swap_into_place,
 )
-from ros2_netvlad.model.local_features import FeatureSettings, LocalFeatures
-from ros2_netvlad.resize import RESIZE_DEFAULTS, resolve_resize
+from ros2_netvlad.verification.features import Codec, LocalFeatures
+from ros2_netvlad.verification.registry import with_codec
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +51,13 @@ class MapDatabase:
         self,
         index: faiss.Index,
         entries: sqlite3.Connection,
-        manifest: dict,
+        manifest: Manifest,
         config: DatabaseConfig,
         model_bytes: bytes | None = None,
     ) -> None:
         self.index, self._db, self.manifest, self.config = index, entries, manifest, config
         self.model_bytes = model_bytes
+        self._codec = _codec(manifest)
         self._pending: list[
             np.ndarray
         ] = []  # descriptors waiting for an untrained index's training
@@ -82,16 +82,7 @@ class MapDatabase:
                 f"database.index {spec!r} is not a valid faiss factory string for {dim}-D: "
                 f"{str(error).splitlines()[-1]}"
             ) from None
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "descriptor_dim": dim,
-            "metric": "inner_product",
-            "index": spec,
-            "count": 0,
-            "model_fingerprint": fingerprint,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "package_version": __version__,
-        }
+        manifest = Manifest(dim, spec, model_fingerprint=fingerprint)
         entries = sqlite3.connect(":memory:", check_same_thread=False)
         entries.executescript(SCHEMA)
         return cls(index, entries, manifest, config, model_bytes)
@@ -110,16 +101,16 @@ class MapDatabase:
         index = read_index(path / INDEX)
         entries = read_entries(path / ENTRIES)
         count = entries.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-        if not (index.ntotal == count == manifest["count"]):
+        if not (index.ntotal == count == manifest.count):
             raise MapError(
                 f"{path}: entry counts disagree: {INDEX} has {index.ntotal}, {ENTRIES} has "
-                f"{count}, {MANIFEST} says {manifest['count']}"
+                f"{count}, {MANIFEST} says {manifest.count}"
             )
-        if index.d != manifest["descriptor_dim"]:
+        if index.d != manifest.descriptor_dim:
             raise MapError(
-                f"{path}: {INDEX} is {index.d}-D but {MANIFEST} says {manifest['descriptor_dim']}-D"
+                f"{path}: {INDEX} is {index.d}-D but {MANIFEST} says {manifest.descriptor_dim}-D"
             )
-        stored = manifest.get("model_fingerprint", "")
+        stored = manifest.model_fingerprint
         if fingerprint and stored != fingerprint and not force:
             raise MapError(
                 f"{path}: built with model {stored or 'unknown'}, but the current model is "
@@ -132,50 +123,17 @@ class MapDatabase:
     # --- contents -------------------------------------------------------------------------------
     @property
     def dim(self) -> int:
-        return int(self.manifest["descriptor_dim"])
+        return self.manifest.descriptor_dim
 
-    # --- what shapes descriptors and distances, carried by the map ------------------------------
-    def record_resize(self, config: DescriberConfig) -> None:
-        """Stores the resize rule the map's descriptors were made with (additive manifest key)."""
-        self.manifest["resize"] = {k: getattr(config, k) for k in RESIZE_DEFAULTS}
-
-    def record_precision(self, precision: str) -> None:
-        """Stores the precision (fp32, fp16, bf16) the map's descriptors were computed at; readers
-        with model.precision auto compute their queries at it too (additive manifest key)."""
-        self.manifest["precision"] = precision
-
-    @property
-    def precision(self) -> str:
-        """What the map's descriptors were computed at; "" for maps made before maps said so."""
-        return str(self.manifest.get("precision", ""))
-
-    def resize_config(self, config: DescriberConfig, force: bool = False) -> DescriberConfig:
-        """``config`` with auto / 0 taken from this map's recorded resize rule; an explicit rule
-        that differs is refused (ConfigError), or only warned about with ``force``."""
-        resolved, warning = resolve_resize(config, self.manifest.get("resize"), force)
-        if warning:
-            log.warning(warning)
-        return resolved
-
-    @property
-    def geo_origin(self) -> tuple[float, float, float] | None:
-        """Latitude, longitude, altitude that GNSS positions in this map are metres around."""
-        origin = self.manifest.get("geo_origin")
-        return tuple(float(v) for v in origin) if origin else None
-
-    @property
-    def local_feature_settings(self) -> FeatureSettings | None:
-        """How the stored local features were made; None for a map without them."""
-        stored = self.manifest.get("local_features")
-        return FeatureSettings.from_manifest(stored) if stored else None
-
-    def record_local_features(self, settings: FeatureSettings) -> None:
-        """Declares that every entry carries local features made so (additive manifest key)."""
-        self.manifest["local_features"] = settings.manifest()
-
-    @property
-    def fingerprint(self) -> str:
-        return self.manifest.get("model_fingerprint", "")
+    def record(self, **changes) -> None:
+        """Records what shaped the map's descriptors (Manifest fields: resize, precision,
+        local_features, geo_origin, build). Local features are declared before entries carry
+        them."""
+        if changes.get("local_features") is not None and changes["local_features"].codec is None:
+            changes["local_features"] = with_codec(changes["local_features"])
+        self.manifest = dataclasses.replace(self.manifest, **changes)
+        if "local_features" in changes:
+            self._codec = _codec(self.manifest)
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
@@ -207,12 +165,14 @@ class MapDatabase:
             if images is not None:
                 self._db.executemany("INSERT INTO images VALUES (?, ?)", zip(map(int, ids), images))
             if local_features is not None:
+                if self._codec is None:
+                    raise MapError("record(local_features=...) before adding entries with them")
                 self._db.executemany(
                     "INSERT INTO local_features VALUES (?, ?, ?)",
-                    [(int(i), *f.blobs()) for i, f in zip(ids, local_features)],
+                    [(int(i), *self._codec.encode(f)) for i, f in zip(ids, local_features)],
                 )
             self._add_vectors(descriptors)
-        self.manifest["count"] = start + len(entries)
+        self.manifest = dataclasses.replace(self.manifest, count=start + len(entries))
         self._positions = self._stamps = None
         return ids
 
@@ -260,17 +220,15 @@ class MapDatabase:
 
     def local_features(self, ids: Sequence[int]) -> dict[int, LocalFeatures]:
         """The stored local features of these entries (entries without any are left out)."""
-        settings = self.local_feature_settings
         ids = [int(i) for i in ids]
-        if settings is None or not ids:
+        if self._codec is None or not ids:
             return {}
         rows = self._db.execute(
             "SELECT id, keypoints, descriptors FROM local_features "
             f"WHERE id IN ({','.join('?' * len(ids))})",
             ids,
         )
-        width = settings.descriptor_width
-        return {i: LocalFeatures.from_blobs(k, d, width) for i, k, d in rows}
+        return {i: self._codec.decode(k, d) for i, k, d in rows}
 
     def local_feature_bytes(self) -> int:
         """Bytes of stored local features (keypoints + descriptors) over the whole map."""
@@ -326,7 +284,9 @@ class MapDatabase:
             target.close()
             if self.model_bytes is not None:
                 (tmp / MODEL).write_bytes(self.model_bytes)
-            (tmp / MANIFEST).write_text(json.dumps({**self.manifest, "count": len(self)}, indent=2))
+            (tmp / MANIFEST).write_text(
+                json.dumps(dataclasses.replace(self.manifest, count=len(self)).to_json(), indent=2)
+            )
             fsync_dir(tmp)
             swap_into_place(tmp, path)
         except BaseException:
@@ -349,7 +309,7 @@ class MapDatabase:
             needed = _training_minimum(self.index)
             if len(vectors) < needed:
                 raise MapError(
-                    f"index {self.manifest['index']!r} needs at least {needed} descriptors to "
+                    f"index {self.manifest.index!r} needs at least {needed} descriptors to "
                     f"train, "
                     f"the map has {len(vectors)}; use a smaller nlist or the exact 'Flat' index"
                 )
@@ -374,6 +334,11 @@ class MapDatabase:
         if hasattr(faiss, "index_gpu_to_cpu") and type(self.index).__name__.startswith("Gpu"):
             return faiss.index_gpu_to_cpu(self.index)
         return self.index
+
+
+def _codec(manifest: Manifest) -> Codec | None:
+    features = manifest.local_features
+    return None if features is None else features.codec
 
 
 def _training_sample(vectors: np.ndarray, nlist: int, per_list: int = 64) -> np.ndarray:

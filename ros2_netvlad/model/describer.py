@@ -149,7 +149,7 @@ class Describer:
                 out[indices] = self._forward(batch, self.model.forward)
         return out
 
-    def local_features(self, image: np.ndarray) -> np.ndarray:
+    def dense_features(self, image: np.ndarray) -> np.ndarray:
         """The backbone's local features of one image, (h*w, D) float32, before NetVLAD."""
         image = self.resize(validate_image(image))
         features = self._forward(image[None], self.model.features, normalize=False)

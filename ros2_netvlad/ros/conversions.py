@@ -10,6 +10,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ros2_netvlad import geometry
 from ros2_netvlad.imaging import rgb_to_jpeg
 from ros2_netvlad.localization.localizer import Candidate, PosePrior
 from ros2_netvlad.tables import POINT_FIELD_TYPES, table_rows
@@ -97,6 +98,11 @@ def pose_msg(position: np.ndarray, orientation: np.ndarray) -> Pose:
             w=float(orientation[3]),
         ),
     )
+
+
+def pose_from_msg(pose: Pose) -> geometry.Pose:
+    p, q = pose.position, pose.orientation
+    return geometry.Pose((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
 
 
 def prior_to_msg(prior: PosePrior, stamp: Time, frame_id: str) -> PoseWithCovarianceStamped:

@@ -16,8 +16,11 @@ class Health:
         self.window = window
         self._done: deque[float] = deque(maxlen=2000)  # when each frame was published
         self._latencies: deque[float] = deque(maxlen=500)  # seconds from receipt to publication
+        self.done = self.rejected = 0  # frames published, and images rejected
+        self.image_seen = False
 
     def frame_done(self, received: float, published: float) -> None:
+        self.done += 1
         self._done.append(published)
         self._latencies.append(published - received)
 
@@ -43,3 +46,23 @@ class Health:
         if image_timeout and silent >= image_timeout:
             return "WARN", f"no image for {silent:.0f} s (node.image_timeout {image_timeout:g} s)"
         return "OK", "localizing"
+
+
+class SilenceWatch:
+    """When to warn that images stopped: after ``timeout`` seconds of silence, then at most every
+    max(timeout, 30) s while it lasts (0 = never)."""
+
+    def __init__(self, timeout: float, now: float) -> None:
+        self.timeout, self.last_image, self._warned = timeout, now, now
+
+    def image(self, now: float) -> None:
+        self.last_image = now
+
+    def due(self, now: float) -> bool:
+        silent, first = now - self.last_image, self._warned <= self.last_image
+        if not self.timeout or silent < self.timeout:
+            return False
+        if first or now - self._warned >= max(self.timeout, 30):
+            self._warned = now
+            return True
+        return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ros2_netvlad.config import check, check_choice, param
+from ros2_netvlad.config import check, check_choice, check_ranges, param
 
 MODES = ("localize", "loop_closure")
 
@@ -90,13 +90,4 @@ class NodeConfig:
             "node.map",
             "a map directory is required in localize mode",
         )
-        check(
-            self.odom_tolerance >= 0,
-            "node.odom_tolerance",
-            f"must be >= 0, got {self.odom_tolerance}",
-        )
-        check(self.diagnostics_period > 0, "node.diagnostics_period", "must be > 0")
-        for name in ("warning_period", "image_timeout", "autosave_period"):
-            check(
-                getattr(self, name) >= 0, f"node.{name}", f"must be >= 0, got {getattr(self, name)}"
-            )
+        check_ranges(self, "node")

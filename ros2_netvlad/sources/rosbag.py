@@ -54,13 +54,25 @@ class PoseTrack:
 
 @dataclass
 class Frame:
+    """The one posed-image record every source yields (bags, folders, .mat, plugins)."""
+
     stamp_ns: int
     image: np.ndarray
     pose: Pose
     frame_id: str
-    source: str
+    source: str  # bag:topic, or the image file
     covariance: np.ndarray | None = None
     geo: tuple[float, float, float] | None = None
+    key: int | None = None  # what the source planned it by (default: the stamp)
+
+    @property
+    def plan_key(self) -> int:
+        return self.stamp_ns if self.key is None else self.key
+
+    @property
+    def name(self) -> str:
+        """How reports name it: the file, or bag:topic@stamp."""
+        return self.source if self.key is not None else f"{self.source}@{self.stamp_ns}"
 
 
 def open_bag(path: str | Path) -> AnyReader:

@@ -136,6 +136,8 @@ class BagSource:
 
 @dataclass(eq=False)
 class FolderSource:
+    """Images in a folder, posed by poses.csv or UTM coordinates in their names."""
+
     folder: Path
     poses_csv: Path | None = None
     _items: list[folders.PosedImage] | None = field(default=None, init=False, repr=False)
@@ -168,7 +170,7 @@ class FolderSource:
         for i in sorted(keys):
             item = items[i]
             image = folders.read_rgb(item.path)
-            yield Frame(i, image, item.pose, "map", item.path.name, geo=item.geo)
+            yield Frame(i, image, item.pose, "map", item.path.name, geo=item.geo, key=i)
 
     def stored_file(self, key: int) -> tuple[Path, np.ndarray] | None:
         item = self._read_items(None)[key]
@@ -177,8 +179,29 @@ class FolderSource:
     def _read_items(self, origin: Origin | None) -> list[folders.PosedImage]:
         if self._items is None:
             self._origin = origin
-            self._items = folders.folder_images(self.folder, self.poses_csv, origin)
+            self._items = self._posed_images(origin)
         return self._items
+
+    def _posed_images(self, origin: Origin | None) -> list[folders.PosedImage]:
+        return folders.folder_images(self.folder, self.poses_csv, origin)
+
+
+@dataclass(eq=False)
+class MatSource(FolderSource):
+    """One half of a Pittsburgh / Tokyo dbStruct .mat (``folder`` is the image root): its
+    database images (``queries`` False: maps, training databases) or its query images."""
+
+    mat: Path = Path()
+    queries: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.mat}:{'queries' if self.queries else 'database'}"
+
+    def _posed_images(self, origin: Origin | None) -> list[folders.PosedImage]:
+        if not Path(self.folder).is_dir():
+            raise folders.DatasetError(f"image root not found: {self.folder}")
+        return folders.mat_images(folders.load_mat(self.mat), self.folder, self.queries)
 
 
 def plan_keyframes(
@@ -207,28 +230,20 @@ def frames_of(
         wanted = [k for (src, k) in keys if src == s]
         if wanted:
             for frame in source.frames(wanted, counts):
-                yield order[(s, frame.stamp_ns)], frame
+                yield order[(s, frame.plan_key)], frame
+
+
+EVERY_FRAME = KeyframeConfig(min_distance=0.0, min_angle=0.0)  # every posed frame is taken
+
+
+def every_frame(sources: list[Source], origin: Origin | None = None) -> Iterator[Frame]:
+    """Every posed frame of the sources, in order (query sets); GNSS fixes around ``origin``."""
+    counts: Counter = Counter()
+    plan = plan_keyframes(sources, EVERY_FRAME, counts, origin)
+    for _, frame in frames_of(sources, plan, counts):
+        yield frame
 
 
 def build_origin(sources: list[Source]) -> Origin | None:
     """The GNSS origin a planned build's positions are metres around (None without GNSS)."""
     return next((s.geo_origin for s in sources if s.geo_origin), None)
-
-
-def source_from_path(
-    path: str | Path, image_topic: str = "", poses: PoseLookup | None = None
-) -> Source:
-    """A rosbag2 directory or file (needs an image topic and a pose source), else an image folder
-    whose poses come from ``poses.csv`` inside it or from UTM coordinates in the file names."""
-    path = Path(path)
-    if not path.exists():
-        raise folders.DatasetError(f"not found: {path}")
-    is_bag = path.suffix in (".mcap", ".db3") or (path / "metadata.yaml").is_file()
-    if is_bag:
-        if not image_topic or poses is None:
-            raise folders.DatasetError(
-                f"{path} is a rosbag2: give --image-topic and --pose-topic (or --tf-frames)"
-            )
-        return BagSource(path, image_topic, poses)
-    csv = path / "poses.csv"
-    return FolderSource(path, csv if csv.is_file() else None)

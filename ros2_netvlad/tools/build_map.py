@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from ros2_netvlad.config import (
-    BACKBONES,
     BACKENDS,
     ArchConfig,
     DatabaseConfig,
@@ -19,12 +18,13 @@ from ros2_netvlad.config import (
 from ros2_netvlad.config_files import load_yaml_section
 from ros2_netvlad.errors import edge
 from ros2_netvlad.maps.building import BuildOptions, build_map
+from ros2_netvlad.model.backbones import BACKBONES
 from ros2_netvlad.model.distributed import Distributed
-from ros2_netvlad.model.local_features import METHODS, FeatureSettings
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
-from ros2_netvlad.sources.source import BagSource, FolderSource
-from ros2_netvlad.tools.options import add_pose_source, pose_lookup
+from ros2_netvlad.tools.options import SOURCE_HELP, add_pose_source, pose_lookup, sources_from
+from ros2_netvlad.verification.features import FeatureSettings
+from ros2_netvlad.verification.registry import settings_for, verifier_names
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,10 +40,14 @@ def parser() -> argparse.ArgumentParser:
     add_pose_source(source)
     source.add_argument("--images", type=Path, help="image folder instead of bags")
     source.add_argument("--poses", type=Path, help="CSV for --images (else UTM in file names)")
+    source.add_argument("--source", action="append", default=[], help=SOURCE_HELP)
+    source.add_argument("--image-root", type=Path, help="image folder of a .mat --source")
     model = p.add_argument_group("model (one of)")
     model.add_argument("--weights", help="checkpoint or public NetVLAD weight file")
     model.add_argument(
-        "--backbone", choices=BACKBONES, help="pretrained backbone + NetVLAD fitted on this map"
+        "--backbone",
+        choices=tuple(BACKBONES),
+        help="pretrained backbone + NetVLAD fitted on this map",
     )
     model.add_argument("--num-clusters", type=int, default=64, help="K for --backbone (64)")
     model.add_argument(
@@ -67,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--local-features",
-        choices=(*METHODS, "none"),
+        choices=(*verifier_names(), "none"),
         default="sift",
         help="local features stored per entry for re-ranking and verification (sift)",
     )
@@ -108,20 +112,20 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         store_images=args.store_images,
         local_features=None
         if args.local_features == "none"
-        else FeatureSettings(args.local_features, args.local_max_features),
+        else settings_for(args.local_features, args.local_max_features),
         progress=not args.no_progress,
     )
 
 
-def sources_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> list:
-    if args.images:
-        if args.bag:
-            p.error("give --bag or --images, not both")
-        return [FolderSource(args.images, args.poses)]
-    if not args.bag:
-        p.error("give --bag (with --image-topic) or --images DIR")
-    poses = pose_lookup(args, p)
-    return [BagSource(Path(bag), args.image_topic, poses) for bag in args.bag]
+def map_sources(args: argparse.Namespace, p: argparse.ArgumentParser) -> list:
+    if args.images and args.bag:
+        p.error("give --bag or --images, not both")
+    paths = [*args.bag, *([args.images] if args.images else []), *args.source]
+    if not paths:
+        p.error("give --bag (with --image-topic), --images DIR or --source PATH")
+    if args.bag and not (args.pose_topic or args.tf_frames):
+        pose_lookup(args, p)  # says which pose option is missing
+    return sources_from(paths, args, p)
 
 
 @edge("build_map")
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.weights) == bool(args.backbone):
         p.error("give exactly one of --weights and --backbone")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    sources, options = sources_from(args, p), options_from(args)
+    sources, options = map_sources(args, p), options_from(args)
     model = (
         load(args.weights, trusted=args.trust_weights)
         if args.weights

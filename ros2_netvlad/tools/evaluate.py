@@ -7,14 +7,21 @@ import logging
 import sys
 from pathlib import Path
 
-from ros2_netvlad.config import VERIFICATION, LocalizerConfig
+from ros2_netvlad.config import LocalizerConfig
 from ros2_netvlad.errors import edge
 from ros2_netvlad.evaluation.decisions import decisions_table
-from ros2_netvlad.evaluation.offline import bag_queries, evaluate, folder_queries
+from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.report import summary_table
 from ros2_netvlad.maps.storage import map_geo_origin
-from ros2_netvlad.sources.folders import folder_images, load_mat, mat_images
-from ros2_netvlad.tools.options import add_describer, add_pose_source, model_config, pose_lookup
+from ros2_netvlad.tools.options import (
+    SOURCE_HELP,
+    add_describer,
+    add_pose_source,
+    model_config,
+    pose_lookup,
+    sources_from,
+)
+from ros2_netvlad.verification.registry import verifier_names
 
 
 @edge("evaluate")
@@ -29,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poses", type=Path, help="CSV for --images (else UTM in file names)")
     p.add_argument("--mat", type=Path, help="Pittsburgh/Tokyo dbStruct .mat (its query images)")
     p.add_argument("--image-root", type=Path, help="image root for --mat")
+    p.add_argument("--source", action="append", default=[], help=f"query set: {SOURCE_HELP}")
     p.add_argument("--threshold", type=float, default=25.0, help="metres for a correct match (25)")
     p.add_argument("--out", required=True, type=Path)
     add_describer(p)
@@ -36,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = LocalizerConfig()
     p.add_argument(
         "--verification",
-        choices=VERIFICATION,
+        choices=("auto", "none", *verifier_names()),
         default=defaults.verification,
         help="local-feature re-ranking and verification (auto: the map's features)",
     )
@@ -52,17 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    if sum(x is not None for x in (args.bag, args.images, args.mat)) != 1:
-        p.error("give exactly one query set: --bag, --images or --mat")
-    if args.bag:  # GNSS fixes as metres around the map's origin, not the queries' own first fix
-        poses = pose_lookup(args, p, origin=map_geo_origin(args.map))
-        queries = bag_queries(args.bag, args.image_topic, poses)
-    elif args.images:
-        queries = folder_queries(folder_images(args.images, args.poses, map_geo_origin(args.map)))
-    else:
-        if not args.image_root:
-            p.error("--mat needs --image-root")
-        queries = folder_queries(mat_images(load_mat(args.mat), args.image_root))
+    given = [x for x in (args.bag, args.images, args.mat) if x is not None] + args.source
+    if not given or (len(given) > 1 and not args.source):
+        p.error("give exactly one query set: --bag, --images or --mat (or --source PATH ...)")
+    if args.mat and not args.image_root:
+        p.error("--mat needs --image-root")
+    if args.bag:
+        pose_lookup(args, p)  # says which pose option is missing
+    # GNSS fixes as metres around the map's origin, not the queries' own first fix
+    queries = sources_from(given, args, p, map_geo_origin(args.map), queries=True)
     metrics = evaluate(
         args.map,
         queries,

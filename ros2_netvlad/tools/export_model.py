@@ -13,6 +13,8 @@ from pathlib import Path
 from ros2_netvlad.errors import InputError, edge
 from ros2_netvlad.imaging import compressed_to_rgb
 from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.maps.opening import map_resize, map_weights
+from ros2_netvlad.maps.storage import MANIFEST
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.export import export_model
 from ros2_netvlad.model.weights import load
@@ -39,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --weights CHECKPOINT or --map MAP")
     if args.int8 and not args.calibration:
         p.error("--int8 needs --calibration (a map, an image folder or a bag)")
-    model = load(args.weights or args.map / "model.pt")
+    model = load(map_weights(args.map, args.weights or ""))
     config = model_config(args)
-    if args.map:
-        config = MapDatabase.load(args.map).resize_config(config)
+    if args.map:  # the map's resize rule: the model was run at it
+        config = map_resize(MapDatabase.load(args.map), config)
     describer = Describer(model, config)
     calibration = None
     if args.int8:
@@ -57,7 +59,7 @@ def calibration_images(source: Path, image_topic: str | None):
     """Images from a map directory (its stored JPEGs), an image folder or a bag."""
     if not source.exists():
         raise InputError(f"--calibration {source}: not found")
-    if (source / "manifest.json").is_file():
+    if (source / MANIFEST).is_file():
         database = MapDatabase.load(source)
         jpegs = (database.image(i) for i in range(len(database)))
         images = (compressed_to_rgb(j, "jpeg") for j in jpegs if j is not None)

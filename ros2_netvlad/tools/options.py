@@ -4,9 +4,15 @@ images are described (device, resize)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Sequence
 
 from ros2_netvlad.config import BACKENDS, DescriberConfig
+from ros2_netvlad.sources.registry import SourceOptions, open_source, source_kinds
 from ros2_netvlad.sources.rosbag import PoseLookup
+from ros2_netvlad.sources.source import Source
+
+SOURCE_HELP = f"any source: {', '.join(source_kinds())}; repeatable"
 
 
 def add_pose_source(group: argparse._ActionsContainer) -> None:
@@ -36,6 +42,27 @@ def pose_lookup(
         parser.error("give exactly one of --pose-topic and --tf-frames")
     frames = tuple(args.tf_frames) if args.tf_frames else None
     return PoseLookup(args.pose_topic or "", frames, int(args.pose_tolerance * 1e9), origin)
+
+
+def sources_from(
+    paths: Sequence[str | Path],
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    origin: tuple[float, float, float] | None = None,
+    queries: bool = False,
+) -> list[Source]:
+    """The sources these paths are (sources/registry.py decides what each path is), posed as
+    the pose options say; GNSS fixes around ``origin`` (a map's, for query sets). ``queries``:
+    a .mat gives its query half."""
+    posed = getattr(args, "pose_topic", None) or getattr(args, "tf_frames", None)
+    options = SourceOptions(
+        getattr(args, "image_topic", None) or "",
+        pose_lookup(args, parser, origin) if posed else None,
+        getattr(args, "poses", None),
+        getattr(args, "image_root", None),
+        queries,
+    )
+    return [open_source(path, options) for path in paths]
 
 
 def add_describer(

@@ -18,7 +18,9 @@ from pathlib import Path
 from ros2_netvlad.errors import InputError, edge
 from ros2_netvlad.evaluation.report import summary_table
 from ros2_netvlad.evaluation.slam import SlamInputs, slam_eval
+from ros2_netvlad.maps.opening import map_weights
 from ros2_netvlad.maps.storage import map_geo_origin
+from ros2_netvlad.model.checkpoints import WeightsError
 from ros2_netvlad.ros.loop_closure_replay import replay_loop_closure
 from ros2_netvlad.ros.replay_eval import replay_evaluate
 from ros2_netvlad.sources.rosbag import open_bag
@@ -90,8 +92,9 @@ def _localize(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
 
 
 def _loop_closure(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
-    weights = args.weights or (args.map / "model.pt" if args.map else None)
-    if weights is None or not Path(weights).is_file():
+    try:
+        weights = map_weights(args.map, args.weights or "")
+    except WeightsError:
         p.error("--loop-closure needs --weights CHECKPOINT (or --map with a model.pt)")
     if not args.image_topic:
         p.error("--loop-closure needs --image-topic")

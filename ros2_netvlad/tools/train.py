@@ -12,14 +12,14 @@ import logging
 import sys
 from pathlib import Path
 
-from ros2_netvlad.config import BACKBONES, ArchConfig, KeyframeConfig
+from ros2_netvlad.config import ArchConfig, KeyframeConfig
 from ros2_netvlad.config_files import load_yaml_section
 from ros2_netvlad.errors import edge
+from ros2_netvlad.model.backbones import BACKBONES
 from ros2_netvlad.model.distributed import Distributed
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
-from ros2_netvlad.sources.source import source_from_path
-from ros2_netvlad.tools.options import add_pose_source, pose_lookup
+from ros2_netvlad.tools.options import add_pose_source, sources_from
 from ros2_netvlad.training.config import TrainConfig
 from ros2_netvlad.training.placesets import Split, from_mat, from_sources
 from ros2_netvlad.training.runs import check_resumable, read_training_checkpoint
@@ -37,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
     )
     start = p.add_argument_group("start from (one of)")
     start.add_argument(
-        "--backbone", choices=BACKBONES, help="ImageNet-pretrained backbone, NetVLAD by k-means"
+        "--backbone",
+        choices=tuple(BACKBONES),
+        help="ImageNet-pretrained backbone, NetVLAD by k-means",
     )
     start.add_argument(
         "--weights", help="a checkpoint or public NetVLAD weights (keeps its centroids)"
@@ -119,18 +121,17 @@ def splits(
         )
         if args.min_distance is not None:
             keyframes = dataclasses.replace(keyframes, min_distance=args.min_distance)
-        poses = pose_lookup(args, p) if args.pose_topic or args.tf_frames else None
 
-        def place_set(paths: list[str]):
-            sources = [source_from_path(path, args.image_topic or "", poses) for path in paths]
+        def place_set(paths: list[str], queries: bool = False):
+            sources = sources_from(paths, args, p, queries=queries)  # a .mat: that half
             return from_sources(sources, size, keyframes, progress=not args.no_progress)
 
-        train = Split(place_set(args.db), place_set(args.queries))
+        train = Split(place_set(args.db), place_set(args.queries, queries=True))
         val = None
         if args.val_queries:
             val = Split(
                 place_set(args.val_db) if args.val_db else train.references,
-                place_set(args.val_queries),
+                place_set(args.val_queries, queries=True),
             )
     if val is None:
         log.warning(

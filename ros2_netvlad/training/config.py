@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ros2_netvlad.config import check, check_choice, param
+from ros2_netvlad.config import check, check_choice, check_ranges, param
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "cosine", "constant")
@@ -80,49 +80,11 @@ class TrainConfig:
     loader_threads: int = field(default=4, metadata=param("threads decoding images", min=1))
 
     def __post_init__(self) -> None:
-        for name in (
-            "epochs",
-            "batch_size",
-            "cache_refresh",
-            "negative_samples",
-            "hard_negatives",
-            "lr_step",
-            "width",
-            "height",
-            "image_batch",
-            "kmeans_images",
-            "loader_threads",
-        ):
-            check(
-                getattr(self, name) >= 1,
-                f"train.{name}",
-                f"must be >= 1, got {getattr(self, name)}",
-            )
-        for name in (
-            "positive_radius",
-            "negative_radius",
-            "margin",
-            "lr",
-            "weight_decay",
-            "grad_clip",
-            "val_threshold",
-        ):
-            check(
-                getattr(self, name) >= 0,
-                f"train.{name}",
-                f"must be >= 0, got {getattr(self, name)}",
-            )
+        check_ranges(self, "train")
         check(
             self.positive_radius <= self.negative_radius,
             "train.positive_radius",
             f"{self.positive_radius} m exceeds train.negative_radius {self.negative_radius} m",
         )
-        check(
-            0 <= self.trainable_stages <= 5,
-            "train.trainable_stages",
-            f"must be in 0..5, got {self.trainable_stages}",
-        )
-        check(0 <= self.momentum <= 1, "train.momentum", f"must be in [0, 1], got {self.momentum}")
-        check(0 <= self.lr_gamma <= 1, "train.lr_gamma", f"must be in [0, 1], got {self.lr_gamma}")
         check_choice(self.optimizer, "train.optimizer", OPTIMIZERS)
         check_choice(self.schedule, "train.schedule", SCHEDULES)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ros2_netvlad.model.backbones import STAGE_STARTS
+from ros2_netvlad.model.backbones import backbone_spec
 from ros2_netvlad.model.describer import Describer
 from ros2_netvlad.model.distributed import Distributed
 from ros2_netvlad.model.netvlad import PlaceNet
@@ -23,7 +23,7 @@ class TrainingNet(nn.Module):
 
     def __init__(self, model: PlaceNet, trainable_stages: int) -> None:
         super().__init__()
-        starts = STAGE_STARTS[model.arch.backbone]
+        starts = backbone_spec(model.arch.backbone).stage_starts
         cut = starts[len(starts) - trainable_stages] if trainable_stages else len(model.backbone)
         self.normalize, self.pool = model.normalize, model.pool
         self.frozen, self.trainable = model.backbone[:cut], model.backbone[cut:]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ros2_netvlad.config import KeyframeConfig
 from ros2_netvlad.imaging import compressed_to_rgb, resize, rgb_to_jpeg
 from ros2_netvlad.sources import folders as datasets
-from ros2_netvlad.sources.source import Source, frames_of, plan_keyframes
+from ros2_netvlad.sources.source import MatSource, Source, frames_of, plan_keyframes
 from ros2_netvlad.training.mining import TripletSets, triplet_sets
 
 log = logging.getLogger(__name__)
@@ -156,21 +156,11 @@ def from_mat(
             positive_radius,
             negative_radius,
         )
-    root = Path(image_root)
-    if not root.is_dir():
-        raise datasets.DatasetError(f"image root not found: {root}")
 
-    def place_set(items: list[datasets.PosedImage]) -> PlaceSet:
-        return PlaceSet(
-            [i.path for i in items],
-            np.array([i.pose.position for i in items]).reshape(-1, 3),
-            [str(i.path) for i in items],
-        )
+    def place_set(queries: bool) -> PlaceSet:  # images stay files: nothing is decoded here
+        return from_sources([MatSource(Path(image_root), mat=Path(mat), queries=queries)], (0, 0))
 
-    split = Split(
-        place_set(datasets.mat_images(dataset, root, queries=False)),
-        place_set(datasets.mat_images(dataset, root, queries=True)),
-    )
+    split = Split(place_set(queries=False), place_set(queries=True))
     split.references.check_readable()
     split.queries.check_readable()
     return split

@@ -1,0 +1,94 @@
+"""One camera frame through the whole chain: describe → shortlist under the map lock → verify
+outside it → decide → (in loop-closure mode) grow the map. The node, offline evaluation and the
+tests call ``Pipeline.process``, so every score is of exactly what the node decides.
+
+Whether the map grows is chosen once, when the pipeline is made (``growing``), not per frame."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ros2_netvlad.config import DatabaseConfig, KeyframeConfig, LocalizerConfig
+from ros2_netvlad.geometry import Pose
+from ros2_netvlad.localization.localizer import Localizer, Result
+from ros2_netvlad.model.describer import Describer
+from ros2_netvlad.resize import resize_rule_text
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What one frame gave: the decision, the frame's descriptor and, when the map grew, the new
+    entry's id."""
+
+    result: Result
+    descriptor: np.ndarray
+    added: int | None = None
+
+
+class Pipeline:
+    """Not thread-safe itself: one worker calls ``process``. ``lock`` is the map's, shared with
+    whatever else reads or writes the map meanwhile (the node's ~/save_map)."""
+
+    def __init__(
+        self,
+        describer: Describer,
+        localizer: Localizer,
+        growing: bool = False,
+        lock: threading.Lock | None = None,
+    ) -> None:
+        self.describer, self.localizer = describer, localizer
+        self.lock = lock or threading.Lock()
+        self.growing = growing
+        # the query's local features: for verification, and for the entries a growing map stores
+        self._wants_features = localizer.verifies or growing
+        self._grow: Callable[..., int | None] = self._add_keyframe if growing else _keep_map
+
+    def process(
+        self, rgb: np.ndarray, stamp_ns: int, pose: Pose | None = None, frame_id: str = ""
+    ) -> Processed:
+        """One frame. ``pose`` (odometry at ``stamp_ns``, in ``frame_id``) places the frame when
+        the map grows; a frame without one is answered but not stored."""
+        descriptor = self.describer(rgb)
+        features = self.localizer.local_features(rgb) if self._wants_features else None
+        with self.lock:  # the search and the stored features' read only
+            shortlist = self.localizer.shortlist(descriptor, stamp_ns)
+        result = self.localizer.decide(shortlist, features)  # matching, outside the lock
+        added = self._grow(descriptor, stamp_ns, pose, frame_id, features)
+        return Processed(result, descriptor, added)
+
+    def _add_keyframe(self, descriptor, stamp_ns, pose, frame_id, features) -> int | None:
+        if pose is None:
+            return None
+        with self.lock:
+            return self.localizer.add_keyframe(descriptor, pose, stamp_ns, frame_id, features)
+
+    def summary(self) -> dict[str, str]:
+        """How frames are handled, for diagnostics and start logs."""
+        describer, database = self.describer, self.localizer.database
+        model = describer.model
+        return {
+            "device": str(describer.device),
+            "precision": str(describer.precision),
+            "backend": describer.backend_note,
+            "resize": resize_rule_text(describer.config),
+            "verification": self.localizer.verification_text(),
+            "model": f"{model.arch.backbone} K={model.arch.num_clusters} {model.output_dim}-D "
+            f"{database.manifest.model_fingerprint}",
+        }
+
+    def reconfigure(
+        self, localizer: LocalizerConfig, keyframes: KeyframeConfig, database: DatabaseConfig
+    ) -> None:
+        """Applies run-time settings under the map lock (the worker may be searching)."""
+        with self.lock:
+            self.localizer.reconfigure(localizer, keyframes)
+            self.localizer.database.reconfigure(database)
+
+
+def _keep_map(*_) -> None:
+    """Localize mode: the map is never written."""
+    return None

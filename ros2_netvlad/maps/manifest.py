@@ -1,0 +1,69 @@
+"""A map's ``manifest.json`` as a frozen record: what the descriptors are (dim, metric, index, the
+model's fingerprint) and everything that changed them or their distances (resize rule, precision,
+local features, GNSS origin, the resolved build settings). Only ``MapDatabase`` makes new ones;
+keys a newer package wrote are kept as they are when an older one saves the map."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ros2_netvlad import __version__
+from ros2_netvlad.errors import InputError
+from ros2_netvlad.verification.features import FeatureSettings
+
+FORMAT_VERSION = 1
+
+
+class MapError(InputError):
+    """A map cannot be created, loaded or extended; the message names the file or the field."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    descriptor_dim: int
+    index: str
+    count: int = 0
+    model_fingerprint: str = ""
+    metric: str = "inner_product"
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    package_version: str = __version__
+    resize: Mapping[str, Any] | None = None  # resize, max_side, width, height
+    precision: str = ""  # fp32, fp16, bf16; "" for maps made before maps said so
+    local_features: FeatureSettings | None = None  # every entry carries features made so
+    geo_origin: tuple[float, float, float] | None = None  # what GNSS positions are metres around
+    build: Mapping[str, Any] | None = None  # build_map's resolved settings, as written
+    format_version: int = FORMAT_VERSION
+    others: Mapping[str, Any] = field(default_factory=dict)  # keys this package does not know
+
+    def to_json(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        others = values.pop("others")
+        if self.local_features is not None:
+            values["local_features"] = self.local_features.manifest()
+        if self.geo_origin is not None:
+            values["geo_origin"] = list(self.geo_origin)
+        return {**others, **{k: v for k, v in values.items() if v is not None}}
+
+    @staticmethod
+    def from_json(values: Mapping[str, Any], where: Path | str = "manifest.json") -> "Manifest":
+        version = values.get("format_version")
+        if version != FORMAT_VERSION:
+            raise MapError(
+                f"{where}: format_version {version} is not supported (this package reads "
+                f"{FORMAT_VERSION})"
+            )
+        for key in ("descriptor_dim", "count", "index"):
+            if key not in values:
+                raise MapError(f"{where}: missing field {key!r}")
+        known = {f.name for f in dataclasses.fields(Manifest)} - {"others"}
+        typed = {k: v for k, v in values.items() if k in known}
+        if typed.get("local_features"):
+            typed["local_features"] = FeatureSettings.from_manifest(typed["local_features"])
+        if typed.get("geo_origin"):
+            typed["geo_origin"] = tuple(float(v) for v in typed["geo_origin"])
+        others = {k: v for k, v in values.items() if k not in known}
+        return Manifest(**typed, others=others)

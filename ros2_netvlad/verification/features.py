@@ -1,0 +1,95 @@
+"""Local features for verification: keypoints + descriptors of one image, found once per image (map
+images by ``build_map`` or online growth, stored in the map; a query once per frame), and the codec
+that stores them: float32 keypoints and descriptor rows of one dtype and width, both named in the
+map's manifest so a map reads back without knowing which verifier made it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ros2_netvlad.errors import InputError
+
+FORMAT_VERSION = 1  # of the stored blobs: float32 keypoints, descriptor rows of `Codec.dtype`
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    keypoints: np.ndarray  # N×2 float32, pixels of the image shrunk to FeatureSettings.max_side
+    descriptors: np.ndarray  # N×width, the verifier's dtype (SIFT: 128 uint8; ORB: 32 bytes)
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def nbytes(self) -> int:
+        return self.keypoints.nbytes + self.descriptors.nbytes
+
+    @staticmethod
+    def empty(codec: "Codec") -> "LocalFeatures":
+        return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, codec.width), codec.dtype))
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How one verifier's features are stored: descriptor dtype and width."""
+
+    dtype: str = "uint8"
+    width: int = 128
+
+    def encode(self, features: LocalFeatures) -> tuple[bytes, bytes]:
+        descriptors = np.ascontiguousarray(
+            features.descriptors, np.dtype(self.dtype).newbyteorder("<")
+        )
+        if descriptors.ndim != 2 or descriptors.shape[1] != self.width:
+            raise InputError(
+                f"local feature descriptors must be N x {self.width} {self.dtype}, got "
+                f"{features.descriptors.shape} {features.descriptors.dtype}"
+            )
+        return features.keypoints.astype("<f4").tobytes(), descriptors.tobytes()
+
+    def decode(self, keypoints: bytes, descriptors: bytes) -> LocalFeatures:
+        points = np.frombuffer(keypoints, "<f4").reshape(-1, 2)
+        rows = np.frombuffer(descriptors, np.dtype(self.dtype).newbyteorder("<"))
+        return LocalFeatures(points, rows.reshape(len(points), self.width))
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What the stored features were made with; travels in the map manifest. ``method`` names a
+    registered verifier (verification/registry.py); ``codec`` is filled in from it."""
+
+    method: str = "sift"
+    max_features: int = 768
+    max_side: int = 480  # images are shrunk to this longest side first (cost grows with pixels)
+    codec: Codec | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_features < 8 or self.max_side < 64:
+            raise InputError("local features need max_features >= 8 and max_side >= 64")
+
+    def manifest(self) -> dict:
+        codec = self.codec or Codec()
+        return {
+            "method": self.method,
+            "max_features": self.max_features,
+            "max_side": self.max_side,
+            "version": FORMAT_VERSION,
+            "dtype": codec.dtype,
+            "width": codec.width,
+        }
+
+    @staticmethod
+    def from_manifest(manifest: dict) -> "FeatureSettings":
+        if manifest.get("version") != FORMAT_VERSION:
+            raise InputError(
+                f"stored local features are version {manifest.get('version')}, this package "
+                f"reads {FORMAT_VERSION}; rebuild the map with build_map"
+            )
+        # maps written before the codec was recorded hold SIFT (128) or ORB (32) uint8 rows
+        legacy_width = 32 if manifest["method"] == "orb" else 128
+        codec = Codec(manifest.get("dtype", "uint8"), int(manifest.get("width", legacy_width)))
+        return FeatureSettings(
+            manifest["method"], manifest["max_features"], manifest["max_side"], codec
+        )
