@@ -94,3 +94,55 @@ def test_the_module_graph_has_no_cycle():
     for module in graph:
         if module not in state:
             visit(module, [])
+
+
+# --- the house's shape (issue 18's targets), printed with -s and asserted ------------------------
+def _classes_and_functions():
+    classes, lengths = [], []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                public = [
+                    n.name
+                    for n in node.body
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and not n.name.startswith("_")
+                ]
+                classes.append((len(public), f"{path.relative_to(PACKAGE)}:{node.name}"))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lengths.append(node.end_lineno - node.lineno + 1)
+    return sorted(classes, reverse=True), sorted(lengths)
+
+
+def test_the_node_is_thin_and_the_map_model_file_is_named_once():
+    node = (PACKAGE / "ros" / "node.py").read_text()
+    literal = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Constant) and n.value == "model.pt"
+    ]
+    print(f"\nnode.py: {len(node.splitlines())} lines; 'model.pt' literals: {literal}")
+    assert len(node.splitlines()) <= 250
+    assert node.count("mode ==") == 1  # once, at start: the pipeline's strategy is chosen there
+    assert literal == ["maps/storage.py"]
+
+
+def test_no_class_has_more_than_15_public_methods_and_functions_stay_small():
+    classes, lengths = _classes_and_functions()
+    median = lengths[len(lengths) // 2]
+    print(
+        f"\nwidest classes: {classes[:3]}; function median {median} lines, p90 "
+        f"{lengths[int(len(lengths) * 0.9)]}"
+    )
+    assert classes[0][0] <= 15, classes[:3]
+    assert median <= 9
+
+
+def test_the_readme_is_a_front_door_that_links_every_docs_page():
+    root = PACKAGE.parent
+    readme = (root / "README.md").read_text()
+    pages = sorted(p.name for p in (root / "docs").glob("*.md"))
+    print(f"\nREADME: {len(readme.splitlines())} lines; docs pages: {pages}")
+    assert len(readme.splitlines()) <= 250
+    assert pages and all(f"docs/{page}" in readme for page in pages)

@@ -1,6 +1,7 @@
 """The ament_python package installs like colcon would: data_files under share/, scripts on PATH."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -9,6 +10,8 @@ import time
 import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -206,3 +209,47 @@ def test_tools_report_errors_in_one_line_and_ctrl_c_quietly(tmp_path):
             2,
             130,
         )  # 2 when the tool finished its refusal before the signal
+
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def test_the_parameter_table_in_the_docs_is_the_dataclasses():
+    from ros2_netvlad.ros.params import parameter_table
+
+    text = (REPO / "docs" / "node.md").read_text()
+    table = text.split("<!-- parameters -->\n")[1].split("\n<!-- /parameters -->")[0]
+    assert table == parameter_table(), (
+        "docs/node.md's parameter table is stale: paste ros2_netvlad.ros.params.parameter_table()"
+    )
+
+
+def _documented_commands():
+    """(page, program, flags) for every console-script command in a code block of the docs."""
+    from ros2_netvlad.entry import PROGRAMS
+
+    for page in DOCS:
+        blocks = page.read_text().split("```")[1::2]
+        for block in blocks:
+            for line in block.replace("\\\n", " ").splitlines():
+                words = line.split("#")[0].split()
+                if words and words[0] in PROGRAMS and words[0] != "netvlad_localizer":
+                    flags = [w.split("=")[0] for w in words[1:] if w.startswith("--")]
+                    yield page.name, words[0], flags
+
+
+def test_every_documented_command_uses_flags_its_tool_has(capsys):
+    import importlib
+
+    from ros2_netvlad.entry import PROGRAMS
+
+    checked, unknown = 0, []
+    for page, program, flags in _documented_commands():
+        with pytest.raises(SystemExit):
+            importlib.import_module(PROGRAMS[program]).main(["--help"])
+        known = capsys.readouterr().out
+        missing = [f for f in flags if not re.search(re.escape(f) + r"[\s,=\]]", known)]
+        unknown += [f"{page}: {program} {flag}" for flag in missing]
+        checked += 1
+    assert checked >= 15, checked  # the docs show the tools in use
+    assert not unknown, unknown

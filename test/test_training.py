@@ -21,7 +21,7 @@ from ros2_netvlad.model.checkpoints import read_checkpoint
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
 from ros2_netvlad.sources.folders import DatasetError
-from ros2_netvlad.sources.source import source_from_path
+from ros2_netvlad.sources.registry import open_source
 from ros2_netvlad.tools import build_map as build_map_cli
 from ros2_netvlad.tools import train as train_cli
 from ros2_netvlad.training.config import TrainConfig
@@ -473,7 +473,7 @@ def test_folder_sources_with_poses_csv_and_self_matches_excluded(tmp_path):
         (folder / f"{i}.jpg").write_bytes(jpeg)
         lines.append(f"{i}.jpg,{position[0]},{position[1]},0,0,0,0,1")
     (folder / "poses.csv").write_text("\n".join(lines) + "\n")
-    place_set = from_sources([source_from_path(folder)], SMALL)
+    place_set = from_sources([open_source(folder)], SMALL)
     assert len(place_set) == 6 and place_set.load(0, SMALL).shape == (96, 128, 3)
     np.testing.assert_allclose(place_set.positions[:, :2], views.positions[:, :2], atol=1e-6)
     sets = Split(place_set, place_set).triplets(10.0, 25.0)  # one traversal as both sides

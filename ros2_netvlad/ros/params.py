@@ -143,3 +143,18 @@ def writable(section: str) -> list[str]:
         for f in dataclasses.fields(SECTIONS[section])
         if not f.metadata.get("read_only", False)
     ]
+
+
+def parameter_table() -> str:
+    """The node's parameters as the markdown table in docs/node.md (a test keeps them equal)."""
+    rows = ["| parameter | default | range | run time | description |", "|---|---|---|---|---|"]
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            bounds = [f"{k} {meta[k]}" for k in ("min", "max") if k in meta]
+            writable = "read-only" if meta.get("read_only") else "writable"
+            rows.append(
+                f"| `{section}.{f.name}` | `{f.default!r}` | {', '.join(bounds)} | {writable} | "
+                f"{meta['description']} |"
+            )
+    return "\n".join(rows)

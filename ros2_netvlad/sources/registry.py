@@ -74,9 +74,9 @@ def source_kinds() -> tuple[str, ...]:
 
 def open_source(path: str | Path, options: SourceOptions = SourceOptions()) -> Source:
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"not found: {path}")
-    kind = next((k for k in _KINDS if k.detects(path)), _FALLBACK)
+    kind = next((k for k in _KINDS if k.detects(path)), _FALLBACK)  # a kind may name a missing file
     if not kind.detects(path):
+        if not path.exists():
+            raise DatasetError(f"not found: {path}")
         raise DatasetError(f"{path}: not a source ({', '.join(source_kinds())})")
     return kind.opens(path, options)
