@@ -48,10 +48,16 @@ class Pipeline:
         self._grow: Callable[..., int | None] = self._add_keyframe if growing else _keep_map
 
     def process(
-        self, rgb: np.ndarray, stamp_ns: int, pose: Pose | None = None, frame_id: str = ""
+        self,
+        rgb: np.ndarray,
+        stamp_ns: int,
+        pose: Pose | Callable[[], Pose | None] | None = None,
+        frame_id: str = "",
     ) -> Processed:
         """One frame. ``pose`` (odometry at ``stamp_ns``, in ``frame_id``) places the frame when
-        the map grows; a frame without one is answered but not stored."""
+        the map grows; a frame without one is answered but not stored. It may be a function,
+        asked only when the map is written: odometry just after the image's stamp, which its
+        interpolation needs, often arrives while the image is being described."""
         descriptor = self.describer(rgb)
         features = self.localizer.local_features(rgb) if self._wants_features else None
         with self.lock:  # the search and the stored features' read only
@@ -61,6 +67,7 @@ class Pipeline:
         return Processed(result, descriptor, added)
 
     def _add_keyframe(self, descriptor, stamp_ns, pose, frame_id, features) -> int | None:
+        pose = pose() if callable(pose) else pose
         if pose is None:
             return None
         with self.lock:

@@ -148,7 +148,7 @@ class LocalizerNode(Node):
             self._reject(str(error))
             return
         decoded, stamp_ns = time.monotonic(), conversions.stamp_to_ns(msg.header.stamp)
-        pose = self._odometry.at(stamp_ns, self.node_config.odom_tolerance)
+        pose = lambda: self._odometry.at(stamp_ns, self.node_config.odom_tolerance)  # noqa: E731
         result = self.pipeline.process(rgb, stamp_ns, pose, self.pose_frame).result
         computed = time.monotonic()
         self._outputs.publish(result, msg.header.stamp, self.pose_frame)
