@@ -39,7 +39,7 @@ from ros2_netvlad.sources.folders import folder_images, read_rgb
 from ros2_netvlad.sources.rosbag import PoseLookup
 from ros2_netvlad.sources.source import BagSource, FolderSource
 from ros2_netvlad.verification.features import FeatureSettings
-from ros2_netvlad.verification.registry import make_verifier, settings_for
+from ros2_netvlad.verification.registry import make_verifier
 
 THRESHOLD_REAL = 10.0  # metres: the real set's places are 100 m apart
 
@@ -139,7 +139,7 @@ def cost(realset, root: Path) -> None:
     print("| step | ms |\n|---|---|")
     print(f"| global descriptor (Lite0 + NetVLAD K=64, 640x480) | {t_desc:.1f} |")
     for method in ("sift", "orb"):
-        verifier = make_verifier(settings_for(method))
+        verifier = make_verifier(FeatureSettings(method))
         stored = [verifier.extract(f) for f in frames]
         t_query = _median(lambda i: verifier.extract(frames[i % len(frames)]))
         query = verifier.prepare(stored[0])
@@ -184,7 +184,7 @@ def main() -> None:
     real = FolderSource(realset.map_folder, realset.map_poses)
     decisions(
         "real development set (K=64)",
-        lambda method: build(root / "real" / method, real, 64, settings_for(method), 320),
+        lambda method: build(root / "real" / method, real, 64, FeatureSettings(method), 320),
         lambda: [FolderSource(realset.query_folder, realset.query_poses)],
         THRESHOLD_REAL,
     )
@@ -195,7 +195,7 @@ def main() -> None:
     demo = BagSource(first, DEMO_TOPIC, PoseLookup(ODOM_TOPIC))
     decisions(
         "demo world, traversal 2 against a map of traversal 1 (K=32)",
-        lambda method: build(root / "demo" / method, demo, 32, settings_for(method), 320),
+        lambda method: build(root / "demo" / method, demo, 32, FeatureSettings(method), 320),
         lambda: [BagSource(second, DEMO_TOPIC, PoseLookup(ODOM_TOPIC))],
         25.0,
     )

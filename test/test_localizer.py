@@ -156,9 +156,10 @@ def test_a_long_exclusion_window_still_finds_the_older_true_match():
 
 
 def _features_map(photos, shots, positions):
-    from ros2_netvlad.verification.registry import make_verifier, settings_for
+    from ros2_netvlad.verification.features import FeatureSettings
+    from ros2_netvlad.verification.registry import make_verifier
 
-    settings = settings_for("sift")
+    settings = FeatureSettings("sift")
     extract = make_verifier(settings).extract
     db = MapDatabase.create(DIM)
     db.record(local_features=settings)

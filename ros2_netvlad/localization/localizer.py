@@ -15,7 +15,7 @@ from ros2_netvlad.maps.storage import MapError
 from ros2_netvlad.sources.keyframes import KeyframeSelector
 from ros2_netvlad.verification.epipolar import NO_EVIDENCE
 from ros2_netvlad.verification.features import FeatureSettings, LocalFeatures
-from ros2_netvlad.verification.registry import make_verifier, settings_for, verifier_names
+from ros2_netvlad.verification.registry import make_verifier, verifier_names
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +280,9 @@ def verification_features(database: MapDatabase, method: str) -> FeatureSettings
         return None
     stored = database.manifest.local_features
     if stored is None and len(database) == 0:
-        stored = settings_for(method if method != "auto" else FeatureSettings.method)
-        database.record(local_features=stored)
+        default = FeatureSettings.method
+        database.record(local_features=FeatureSettings(method if method != "auto" else default))
+        stored = database.manifest.local_features  # with its codec
     if stored is None:
         message = (
             "the map stores no local features, so candidates cannot be re-ranked or verified "

@@ -21,12 +21,10 @@ from ros2_netvlad.resize import resize_rule_text
 
 @dataclass(frozen=True)
 class Processed:
-    """What one frame gave: the decision, the frame's descriptor and, when the map grew, the new
-    entry's id."""
+    """What one frame gave: the decision and the frame's descriptor."""
 
     result: Result
     descriptor: np.ndarray
-    added: int | None = None
 
 
 class Pipeline:
@@ -42,10 +40,9 @@ class Pipeline:
     ) -> None:
         self.describer, self.localizer = describer, localizer
         self.lock = lock or threading.Lock()
-        self.growing = growing
         # the query's local features: for verification, and for the entries a growing map stores
         self._wants_features = localizer.verifies or growing
-        self._grow: Callable[..., int | None] = self._add_keyframe if growing else _keep_map
+        self._grow: Callable[..., None] = self._add_keyframe if growing else _keep_map
 
     def process(
         self,
@@ -63,15 +60,14 @@ class Pipeline:
         with self.lock:  # the search and the stored features' read only
             shortlist = self.localizer.shortlist(descriptor, stamp_ns)
         result = self.localizer.decide(shortlist, features)  # matching, outside the lock
-        added = self._grow(descriptor, stamp_ns, pose, frame_id, features)
-        return Processed(result, descriptor, added)
+        self._grow(descriptor, stamp_ns, pose, frame_id, features)
+        return Processed(result, descriptor)
 
-    def _add_keyframe(self, descriptor, stamp_ns, pose, frame_id, features) -> int | None:
+    def _add_keyframe(self, descriptor, stamp_ns, pose, frame_id, features) -> None:
         pose = pose() if callable(pose) else pose
-        if pose is None:
-            return None
-        with self.lock:
-            return self.localizer.add_keyframe(descriptor, pose, stamp_ns, frame_id, features)
+        if pose is not None:
+            with self.lock:
+                self.localizer.add_keyframe(descriptor, pose, stamp_ns, frame_id, features)
 
     def summary(self) -> dict[str, str]:
         """How frames are handled, for diagnostics and start logs."""

@@ -39,7 +39,7 @@ from ros2_netvlad.sources.source import (
     plan_keyframes,
 )
 from ros2_netvlad.verification.features import FeatureSettings, LocalFeatures
-from ros2_netvlad.verification.registry import make_verifier, settings_for, with_codec
+from ros2_netvlad.verification.registry import make_verifier
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class BuildOptions:
     kmeans_images: int = 100
     store_images: bool = False  # JPEG keyframes in the map (evaluation reports show them)
     # local features stored per entry for re-ranking and verification; None = none
-    local_features: FeatureSettings | None = settings_for("sift")
+    local_features: FeatureSettings | None = FeatureSettings()
     progress: bool = True
 
 
@@ -232,16 +232,16 @@ def _write(
     database = MapDatabase.create(
         model.output_dim, options.database, fingerprint(model), checkpoint_bytes(model)
     )
-    features = with_codec(options.local_features) if options.local_features else None
     model_config = resolve_resize(options.model)[0]
-    origin = build_origin(
-        sources
-    )  # GNSS poses are metres around this latitude, longitude, altitude
+    origin = build_origin(sources)  # GNSS poses are metres around this lat, lon, alt
     database.record(
         resize=recorded_resize(model_config),
         precision=precision,
-        local_features=features,
+        local_features=options.local_features,  # the database adds the verifier's codec
         geo_origin=tuple(origin) if origin else None,
+    )
+    features = database.manifest.local_features
+    database.record(
         build=resolved(
             model=model_config,
             database=options.database,
@@ -250,7 +250,7 @@ def _write(
             fit_clusters=options.fit_clusters,
             store_images=options.store_images,
             local_features=features.manifest() if features else None,
-        ),
+        )
     )
     database.add(
         np.stack([row.descriptor for row in rows]),

@@ -57,7 +57,6 @@ class MapDatabase:
     ) -> None:
         self.index, self._db, self.manifest, self.config = index, entries, manifest, config
         self.model_bytes = model_bytes
-        self._codec = _codec(manifest)
         self._pending: list[
             np.ndarray
         ] = []  # descriptors waiting for an untrained index's training
@@ -132,8 +131,11 @@ class MapDatabase:
         if changes.get("local_features") is not None and changes["local_features"].codec is None:
             changes["local_features"] = with_codec(changes["local_features"])
         self.manifest = dataclasses.replace(self.manifest, **changes)
-        if "local_features" in changes:
-            self._codec = _codec(self.manifest)
+
+    @property
+    def _codec(self) -> Codec | None:
+        features = self.manifest.local_features
+        return None if features is None else features.codec
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
@@ -334,11 +336,6 @@ class MapDatabase:
         if hasattr(faiss, "index_gpu_to_cpu") and type(self.index).__name__.startswith("Gpu"):
             return faiss.index_gpu_to_cpu(self.index)
         return self.index
-
-
-def _codec(manifest: Manifest) -> Codec | None:
-    features = manifest.local_features
-    return None if features is None else features.codec
 
 
 def _training_sample(vectors: np.ndarray, nlist: int, per_list: int = 64) -> np.ndarray:

@@ -22,7 +22,7 @@ from ros2_netvlad.maps.manifest import Manifest, MapError
 log = logging.getLogger(__name__)
 MANIFEST, INDEX, ENTRIES, MODEL = "manifest.json", "index.faiss", "entries.sqlite", "model.pt"
 # Additive (maps before it load; the manifest's "local_features" key says whether it is filled):
-# keypoints as float32 x y pairs, descriptors as uint8 rows, for re-ranking and verification.
+# keypoints as float32 x y pairs, descriptor rows in the dtype and width of the manifest's codec.
 LOCAL_FEATURES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS local_features (
     id INTEGER PRIMARY KEY,          -- = faiss id

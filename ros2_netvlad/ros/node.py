@@ -108,17 +108,17 @@ class LocalizerNode(Node):
     def _on_parameters(self, changed: list) -> SetParametersResult:
         """Every writable parameter takes effect here; read-only ones never reach this callback."""
         try:
-            updated = {s: params.updated(self._live(s), s, changed) for s in params.SECTIONS}
+            updated = {s: params.updated(c, s, changed) for s, c in self._live().items()}
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.pipeline.reconfigure(updated["localizer"], updated["keyframes"], updated["database"])
         self.node_config = updated["node"]
         return SetParametersResult(successful=True)
 
-    def _live(self, section: str):
-        live = {"localizer": self.localizer.config, "keyframes": self.localizer.keyframes}
-        live.update({"database": self.database.config, "node": self.node_config})
-        return live.get(section, self.configs[section])
+    def _live(self) -> dict:  # the writable sections' configs in use now
+        localizer, database = self.localizer, self.database
+        live = {"localizer": localizer.config, "keyframes": localizer.keyframes}
+        return {**live, "database": database.config, "node": self.node_config}
 
     def _on_save_map(
         self, request: Trigger.Request, response: Trigger.Response
@@ -149,9 +149,10 @@ class LocalizerNode(Node):
             return
         decoded, stamp_ns = time.monotonic(), conversions.stamp_to_ns(msg.header.stamp)
         pose = lambda: self._odometry.at(stamp_ns, self.node_config.odom_tolerance)  # noqa: E731
-        result = self.pipeline.process(rgb, stamp_ns, pose, self.pose_frame).result
+        frame = self.pose_frame
+        result = self.pipeline.process(rgb, stamp_ns, pose, frame).result
         computed = time.monotonic()
-        self._outputs.publish(result, msg.header.stamp, self.pose_frame)
+        self._outputs.publish(result, msg.header.stamp, frame)
         published = time.monotonic()
         self.health.frame_done(received, published)
         self.timings.append((stamp_ns, received, decoded, computed, published))

@@ -52,8 +52,8 @@ def _mat(path: Path, options: SourceOptions) -> Source:
 
 
 def _folder(path: Path, options: SourceOptions) -> Source:
-    csv = options.poses_csv or (path / "poses.csv")
-    return FolderSource(path, csv if Path(csv).is_file() else options.poses_csv)
+    inner = path / "poses.csv"
+    return FolderSource(path, options.poses_csv or (inner if inner.is_file() else None))
 
 
 _KINDS: list[SourceKind] = [

@@ -24,7 +24,7 @@ from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
 from ros2_netvlad.tools.options import SOURCE_HELP, add_pose_source, pose_lookup, sources_from
 from ros2_netvlad.verification.features import FeatureSettings
-from ros2_netvlad.verification.registry import settings_for, verifier_names
+from ros2_netvlad.verification.registry import verifier_names
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,7 +112,7 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         store_images=args.store_images,
         local_features=None
         if args.local_features == "none"
-        else settings_for(args.local_features, args.local_max_features),
+        else FeatureSettings(args.local_features, args.local_max_features),
         progress=not args.no_progress,
     )
 

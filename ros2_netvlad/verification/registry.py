@@ -64,7 +64,3 @@ def make_verifier(settings: FeatureSettings) -> Verifier:
 def with_codec(settings: FeatureSettings) -> FeatureSettings:
     """``settings`` with its verifier's storage codec (what a map records)."""
     return dataclasses.replace(settings, codec=make_verifier(settings).codec)
-
-
-def settings_for(method: str, max_features: int = FeatureSettings.max_features) -> FeatureSettings:
-    return with_codec(FeatureSettings(method, max_features))
