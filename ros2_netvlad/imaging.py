@@ -114,3 +114,27 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return image
     shrinking = size[0] * size[1] < image.shape[0] * image.shape[1]
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+DEPTH_ENCODINGS = {"16UC1": ("u2", 0.001), "mono16": ("u2", 0.001), "32FC1": ("f4", 1.0)}
+
+
+def message_to_depth(msg: object) -> np.ndarray:
+    """An aligned depth image (sensor_msgs/Image, the depth/image_rect_raw convention: 16UC1 in
+    millimetres, 0 = unknown, or 32FC1 in metres, NaN = unknown) → H×W float32 metres, NaN where
+    unknown."""
+    encoding = getattr(msg, "encoding", "")
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageDecodeError(
+            f"depth encoding {encoding!r} is not supported; use 16UC1 (mm) or 32FC1 (m)"
+        )
+    kind, scale = DEPTH_ENCODINGS[encoding]
+    dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    if step < w * dtype.itemsize or len(data) < h * step:
+        raise ImageDecodeError(f"depth image {w}x{h} {encoding}: {len(data)} bytes, step {step}")
+    rows = data[: h * step].reshape(h, step)[:, : w * dtype.itemsize]
+    depth = rows.copy().view(dtype).reshape(h, w).astype(np.float32) * np.float32(scale)
+    depth[~(depth > 0)] = np.nan  # 0 and NaN are "no return"
+    return depth

@@ -1,7 +1,8 @@
-"""The demo world driven as a robot would for SLAM: around the loop of places twice (the second
-lap under changed conditions), with wheel odometry that drifts (a scale error, a heading bias,
-noise) and ground truth beside it. It is the input of online loop closure (the node in
-``loop_closure`` mode) and of the pose-graph evaluation (``slam_eval``)."""
+"""The 3-D world driven as a robot would for SLAM: around the block twice (the second lap offset
+and under other light), with wheel odometry that drifts (a scale error, a heading bias, noise),
+ground truth, the camera's CameraInfo and an aligned depth image beside it. It is the input of
+online loop closure (the node in ``loop_closure`` mode) and of the pose-graph evaluation
+(``slam_eval``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ros2_netvlad.camera import Camera
 from ros2_netvlad.demo import messages
-from ros2_netvlad.demo.world import VIEW_OFFSETS, Place, render_view, view_pose
+from ros2_netvlad.demo.world3d import render, route_length, route_pose, world_camera
 from ros2_netvlad.geometry import Pose, yaw_quaternion
 from ros2_netvlad.sources.rosbag import BagWriter
 
 IMAGE_TOPIC, ODOM_TOPIC, TRUTH_TOPIC = "/camera/image_raw/compressed", "/odom", "/ground_truth"
+CAMERA_INFO_TOPIC, DEPTH_TOPIC = "/camera/camera_info", "/camera/depth/image_rect_raw"
 
 
 @dataclass(frozen=True)
@@ -51,32 +54,56 @@ def drifted(truth: list[Pose], drift: OdometryDrift, rng: np.random.Generator) -
     return out
 
 
+def drive_poses(laps: int = 2, step: float = 1.5, lateral: float = 0.4) -> list[tuple[int, Pose]]:
+    """(lap, true base pose) of every frame: ``step`` metres apart around the 3-D world's block;
+    later laps run ``lateral`` metres further left, half a step along and turned slightly, so a
+    revisit is never the same view."""
+    count = int(route_length() // step)
+    out = []
+    for lap in range(laps):
+        shift, side, turn = (0.0, 0.0, 0.0) if lap == 0 else (step / 2, lateral, 0.03)
+        out += [(lap, route_pose(i * step + shift, side, turn)) for i in range(count)]
+    return out
+
+
 def write_loop_drive(
     path,
-    places_: list[Place],
     *,
     seed: int,
     laps: int = 2,
     drift: OdometryDrift = OdometryDrift(),
-    size: tuple[int, int] = (320, 240),
+    camera: Camera | None = None,
+    depth: str = "16UC1",
     rate_hz: float = 2.0,
     start_ns: int = 1_700_001_200_000_000_000,
 ) -> list[int]:
-    """Writes images (CompressedImage), drifting ``/odom`` and ``/ground_truth`` (nav_msgs/Odometry,
-    at each image's stamp, written before it) into a new bag. Returns the image stamps."""
+    """Drives the 3-D world's block ``laps`` times and writes, per frame, drifting ``/odom`` and
+    ``/ground_truth`` (nav_msgs/Odometry of the base), the camera's image (CompressedImage),
+    ``CameraInfo`` and, unless ``depth`` is empty, an aligned depth image (16UC1 mm or 32FC1 m)
+    into a new bag. Returns the image stamps."""
+    camera = camera or world_camera()
     rng = np.random.default_rng(seed)
-    views = [
-        (lap, place, offset) for lap in range(laps) for place in places_ for offset in VIEW_OFFSETS
-    ]
-    truth = [view_pose(place.index, len(places_), offset) for _, place, offset in views]
-    odometry = drifted(truth, drift, rng)
+    views = drive_poses(laps)
+    odometry = drifted([pose for _, pose in views], drift, rng)
     period, stamps = int(1e9 / rate_hz), []
     with BagWriter(path) as bag:
-        for n, ((lap, place, _), true, odom) in enumerate(zip(views, truth, odometry)):
+        for n, ((lap, true), odom) in enumerate(zip(views, odometry)):
             stamp = start_ns + n * period
             bag.write(ODOM_TOPIC, messages.odometry(odom, stamp, frame_id="odom"), stamp)
             bag.write(TRUTH_TOPIC, messages.odometry(true, stamp), stamp)
-            view = render_view(place, rng, size, changed=lap > 0)
+            rgb, metres = render(true, camera)
+            view = _another_time(rgb, rng) if lap > 0 else rgb
+            bag.write(CAMERA_INFO_TOPIC, messages.camera_info(camera, stamp), stamp)
+            if depth:
+                bag.write(DEPTH_TOPIC, messages.depth_image(metres, stamp, encoding=depth), stamp)
             bag.write(IMAGE_TOPIC, messages.compressed(view, stamp), stamp)
             stamps.append(stamp)
     return stamps
+
+
+def _another_time(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The revisit under other light: brightness, colour cast and sensor noise."""
+    out = view.astype(np.float32) * rng.uniform(0.7, 1.2)
+    out *= rng.uniform(0.9, 1.1, size=3).astype(np.float32)
+    out += rng.normal(0, 4, size=out.shape).astype(np.float32)
+    return np.clip(out, 0, 255).astype(np.uint8)

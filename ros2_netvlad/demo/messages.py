@@ -126,3 +126,50 @@ def tf_message(transforms: list[tuple[str, str, Pose]], stamp_ns: int):
             )
         )
     return T["tf2_msgs/msg/TFMessage"](transforms=out)
+
+
+def camera_info(camera, stamp_ns: int, frame_id: str = "camera_optical_frame"):
+    """sensor_msgs/CameraInfo of a ``Camera`` (an unrectified camera: R = I, P = [K | 0])."""
+    k = np.asarray(camera.k, float)
+    p = np.c_[k.reshape(3, 3), np.zeros(3)].reshape(12)
+    roi = T["sensor_msgs/msg/RegionOfInterest"](
+        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+    )
+    return T["sensor_msgs/msg/CameraInfo"](
+        header=header(stamp_ns, frame_id),
+        height=camera.height,
+        width=camera.width,
+        distortion_model=camera.distortion,
+        d=np.asarray(camera.d, float),
+        k=k,
+        r=np.eye(3).reshape(9),
+        p=p,
+        binning_x=0,
+        binning_y=0,
+        roi=roi,
+    )
+
+
+def depth_image(
+    depth_m: np.ndarray,
+    stamp_ns: int,
+    frame_id: str = "camera_optical_frame",
+    encoding: str = "16UC1",
+):
+    """An aligned depth image: 16UC1 millimetres (0 = unknown) or 32FC1 metres (NaN = unknown)."""
+    if encoding == "16UC1":
+        pixels = np.nan_to_num(np.round(depth_m * 1000.0), nan=0.0).clip(0, 65535).astype("<u2")
+    elif encoding == "32FC1":
+        pixels = depth_m.astype("<f4")
+    else:
+        raise ValueError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
+    h, w = pixels.shape
+    return T["sensor_msgs/msg/Image"](
+        header=header(stamp_ns, frame_id),
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=0,
+        step=pixels.strides[0],
+        data=pixels.view(np.uint8).reshape(-1),
+    )

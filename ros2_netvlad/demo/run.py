@@ -151,7 +151,7 @@ def _pose_graph(out: Path, weights: Path, replay: LoopClosureReplay, config: Dem
     drive = out / "world" / "loop_drive"
     if not drive.exists():
         log.info("driving the loop twice with drifting wheel odometry")
-        write_loop_drive(drive, world.places(config.places), seed=config.seed + 3)
+        write_loop_drive(drive, seed=config.seed + 3)
     log.info("replaying the drive through the live node in loop_closure mode")
     closures = replay(drive, weights, out / "loop_closure_replay", config)
     log.info("pose graph with the recorded loop closures (gtsam), scored with evo")

@@ -8,8 +8,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ros2_netvlad.camera import Camera
 from ros2_netvlad.config import KeyframeConfig, LocalizerConfig
 from ros2_netvlad.geometry import Pose, angle_between, average_quaternions
+from ros2_netvlad.localization.confidence import p_correct
+from ros2_netvlad.localization.relative_pose import (
+    GEOMETRY_DIRECTION,
+    GEOMETRY_NONE,
+    RelativePose,
+    compose_prior,
+    verified_pair_pose,
+)
 from ros2_netvlad.maps.database import Entry, MapDatabase
 from ros2_netvlad.maps.storage import MapError
 from ros2_netvlad.sources.keyframes import KeyframeSelector
@@ -28,10 +37,17 @@ class Candidate:
     verified: bool = False  # inliers >= localizer.min_inliers
     inliers: int = 0  # epipolar inliers of the local features (0 when not checked)
     rerank_score: float = 0.0  # what the candidates are ordered by
+    # verified candidates with both cameras known: the query robot in the entry's robot frame
+    relative: RelativePose | None = None
+    p_correct: float = 0.0  # calibrated probability of the same place (localization/confidence.py)
 
     @property
     def position(self) -> np.ndarray:
         return np.asarray(self.entry.position)
+
+    @property
+    def geometry(self) -> int:
+        return GEOMETRY_NONE if self.relative is None else self.relative.geometry
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,7 @@ class PosePrior:
     pose: Pose
     covariance: np.ndarray  # 6×6, (x, y, z, rot x, rot y, rot z)
     support: int  # candidates that agreed
+    geometry: int = GEOMETRY_NONE  # what placed it: the best closure's relative pose, or none
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,10 @@ class Localizer:
     A frame goes: nearest entries outside the exclusion window → min_score → spatial NMS →
     re-ranking of the top ``rerank_top_n`` by local-feature inliers (when the map stores local
     features) → top_k, each marked verified when its inliers reach ``min_inliers`` →
-    consistency → pose prior (from the verified candidates when verification runs)."""
+    consistency → pose prior (from the verified candidates when verification runs).
+
+    ``camera`` (the query camera, from camera_info) and the map's recorded camera give each
+    verified candidate a relative pose; without either, candidates carry none (geometry 0)."""
 
     def __init__(
         self,
@@ -78,6 +98,7 @@ class Localizer:
         self._verifier = make_verifier(extract) if extract else None
         self._recent_places: deque[np.ndarray] = deque(maxlen=config.consistency)
         self._keyframes = KeyframeSelector(keyframes)
+        self.camera: Camera | None = None  # the query camera; set when camera_info arrives
 
     @property
     def verifies(self) -> bool:
@@ -115,7 +136,7 @@ class Localizer:
         candidates = candidates[: self.config.top_k]
         if self.config.consistency > 1 and not self._consistent(trusted):
             return Result([], None)
-        return Result(candidates, self._pose_prior(trusted) if trusted else None)
+        return Result(candidates, self._prior(trusted) if trusted else None)
 
     def add_keyframe(
         self,
@@ -138,6 +159,8 @@ class Localizer:
             if features is None:
                 raise MapError("this map stores local features: give the keyframe's")
             stored = [features]
+        if self.database.manifest.camera is None and self.camera is not None:
+            self.database.record(camera=self.camera)  # a map grown online: the node's camera
         return int(self.database.add(descriptor[None], [entry], local_features=stored)[0])
 
     def verification_text(self) -> str:
@@ -225,9 +248,18 @@ class Localizer:
                     verified=verified,
                     # score is a cosine (<= 1) and min_inliers >= 8: verified ones sort first
                     rerank_score=candidate.score + (proof.inliers if verified else 0),
+                    relative=self._relative(proof, query, found) if verified else None,
+                    p_correct=p_correct(proof.inliers, candidate.score),
                 )
             )
         return sorted(ranked, key=lambda c: -c.rerank_score)
+
+    def _relative(self, proof, query: LocalFeatures, found: LocalFeatures) -> RelativePose | None:
+        """The relative pose of a verified pair, when both cameras are known."""
+        cameras = self.camera, self.database.manifest.camera
+        if None in cameras:
+            return None
+        return verified_pair_pose(proof, query, found, *cameras, self.features.max_side)
 
     def _consistent(self, candidates: list[Candidate]) -> bool:
         """True when the last ``consistency`` frames all had a best match at the same place."""
@@ -240,6 +272,21 @@ class Localizer:
         places = np.array(self._recent_places)
         spread = np.linalg.norm(places[:, None] - places[None], axis=-1).max()
         return bool(spread <= self.config.consistency_radius)
+
+    def _prior(self, candidates: list[Candidate]) -> PosePrior:
+        """From the best closure's relative pose where it has one (metric: pose and covariance;
+        monocular: the rotation only), else the spread of the agreeing candidates."""
+        spread = self._pose_prior(candidates)
+        best = candidates[0]
+        if best.relative is None:
+            return spread
+        pose, covariance = compose_prior(
+            Pose(best.entry.position, best.entry.orientation), best.relative
+        )
+        if best.relative.geometry == GEOMETRY_DIRECTION:  # no scale: the position is the entry's
+            covariance[:3, :] = covariance[:, :3] = 0.0
+            covariance[:3, :3] = spread.covariance[:3, :3]
+        return PosePrior(pose, covariance, spread.support, best.relative.geometry)
 
     def _pose_prior(self, candidates: list[Candidate]) -> PosePrior:
         best = candidates[0].position

@@ -18,6 +18,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from ros2_netvlad.camera import Camera
 from ros2_netvlad.config import DatabaseConfig, DescriberConfig, KeyframeConfig
 from ros2_netvlad.config_files import resolved
 from ros2_netvlad.errors import InputError
@@ -98,6 +99,8 @@ class BuildOptions:
     store_images: bool = False  # JPEG keyframes in the map (evaluation reports show them)
     # local features stored per entry for re-ranking and verification; None = none
     local_features: FeatureSettings | None = FeatureSettings()
+    # the map images' camera (relative poses need it); None = the first source's CameraInfo
+    camera: Camera | None = None
     progress: bool = True
 
 
@@ -127,6 +130,7 @@ def build_map(
     sample = None
     if options.fit_clusters and distributed.rank == 0:
         sample = EvenSample(options.kmeans_images, keep=lambda image: describer.resize(image))
+    options = dataclasses.replace(options, camera=options.camera or _recorded_camera(sources))
     plan = plan_keyframes(sources, options.keyframes, counts, sample=sample)
     if not plan:
         raise InputError(
@@ -153,6 +157,20 @@ def build_map(
 
 
 # --- steps ----------------------------------------------------------------------------------------
+def _recorded_camera(sources: list[Source]) -> Camera | None:
+    """The first source's recorded camera (bags with CameraInfo); folders have none."""
+    for source in sources:
+        camera = getattr(source, "camera", None)
+        if camera is not None:
+            log.info(
+                "camera from %s: %dx%d %s",
+                source.name,
+                camera.width,
+                camera.height,
+                camera.distortion,
+            )
+            return camera
+    return None
 
 
 def _fit_clusters(
@@ -173,13 +191,15 @@ def _describe(
     """One row per keyframe; decoding, local features (from the full-size frame, as the node
     does) and resizing run in a background thread so they overlap with inference."""
     decoding: Counter = Counter()
-    settings = options.local_features
+    settings, camera = options.local_features, options.camera
     extractor = make_verifier(settings).extract if settings else None
 
     def prepared() -> Iterator[tuple[int, Frame, LocalFeatures | None]]:
         for n, frame in frames_of(sources, keys, decoding):
             features = extractor(frame.image) if extractor else None
-            frame.image = describer.resize(frame.image)
+            if features is not None and frame.depth is not None and camera is not None:
+                features = features.with_depths(frame.depth, camera, settings.max_side)
+            frame.image, frame.depth = describer.resize(frame.image), None
             yield n, frame, features
 
     batch: list[tuple[int, Frame, LocalFeatures | None]] = []
@@ -239,6 +259,7 @@ def _write(
         precision=precision,
         local_features=options.local_features,  # the database adds the verifier's codec
         geo_origin=tuple(origin) if origin else None,
+        camera=options.camera,
     )
     features = database.manifest.local_features
     database.record(

@@ -170,7 +170,7 @@ class MapDatabase:
                 if self._codec is None:
                     raise MapError("record(local_features=...) before adding entries with them")
                 self._db.executemany(
-                    "INSERT INTO local_features VALUES (?, ?, ?)",
+                    "INSERT INTO local_features VALUES (?, ?, ?, ?)",
                     [(int(i), *self._codec.encode(f)) for i, f in zip(ids, local_features)],
                 )
             self._add_vectors(descriptors)
@@ -226,11 +226,11 @@ class MapDatabase:
         if self._codec is None or not ids:
             return {}
         rows = self._db.execute(
-            "SELECT id, keypoints, descriptors FROM local_features "
+            "SELECT id, keypoints, descriptors, depths FROM local_features "
             f"WHERE id IN ({','.join('?' * len(ids))})",
             ids,
         )
-        return {i: self._codec.decode(k, d) for i, k, d in rows}
+        return {i: self._codec.decode(k, d, z) for i, k, d, z in rows}
 
     def local_feature_bytes(self) -> int:
         """Bytes of stored local features (keypoints + descriptors) over the whole map."""

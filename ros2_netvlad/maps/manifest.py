@@ -1,6 +1,6 @@
 """A map's ``manifest.json`` as a frozen record: what the descriptors are (dim, metric, index, the
 model's fingerprint) and everything that changed them or their distances (resize rule, precision,
-local features, GNSS origin, the resolved build settings). Only ``MapDatabase`` makes new ones;
+local features, GNSS origin, the resolved build settings, the camera). Only ``MapDatabase`` makes new ones;
 keys a newer package wrote are kept as they are when an older one saves the map."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ros2_netvlad import __version__
+from ros2_netvlad.camera import Camera
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.verification.features import FeatureSettings
 
@@ -36,6 +37,9 @@ class Manifest:
     local_features: FeatureSettings | None = None  # every entry carries features made so
     geo_origin: tuple[float, float, float] | None = None  # what GNSS positions are metres around
     build: Mapping[str, Any] | None = None  # build_map's resolved settings, as written
+    # the map images' camera (intrinsics, distortion, optical frame on the robot): relative poses
+    # need it; maps without one give none (geometry = 0)
+    camera: Camera | None = None
     format_version: int = FORMAT_VERSION
     others: Mapping[str, Any] = field(default_factory=dict)  # keys this package does not know
 
@@ -46,6 +50,8 @@ class Manifest:
             values["local_features"] = self.local_features.manifest()
         if self.geo_origin is not None:
             values["geo_origin"] = list(self.geo_origin)
+        if self.camera is not None:
+            values["camera"] = self.camera.to_json()
         return {**others, **{k: v for k, v in values.items() if v is not None}}
 
     @staticmethod
@@ -63,6 +69,8 @@ class Manifest:
         typed = {k: v for k, v in values.items() if k in known}
         if typed.get("local_features"):
             typed["local_features"] = FeatureSettings.from_manifest(typed["local_features"])
+        if typed.get("camera"):
+            typed["camera"] = Camera.from_json(typed["camera"])
         if typed.get("geo_origin"):
             typed["geo_origin"] = tuple(float(v) for v in typed["geo_origin"])
         others = {k: v for k, v in values.items() if k not in known}

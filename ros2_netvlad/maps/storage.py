@@ -22,12 +22,14 @@ from ros2_netvlad.maps.manifest import Manifest, MapError
 log = logging.getLogger(__name__)
 MANIFEST, INDEX, ENTRIES, MODEL = "manifest.json", "index.faiss", "entries.sqlite", "model.pt"
 # Additive (maps before it load; the manifest's "local_features" key says whether it is filled):
-# keypoints as float32 x y pairs, descriptor rows in the dtype and width of the manifest's codec.
+# keypoints as float32 x y pairs, descriptor rows in the dtype and width of the manifest's codec,
+# and (added later, NULL without a depth image) one float32 depth in metres per keypoint.
 LOCAL_FEATURES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS local_features (
     id INTEGER PRIMARY KEY,          -- = faiss id
     keypoints BLOB NOT NULL,
-    descriptors BLOB NOT NULL
+    descriptors BLOB NOT NULL,
+    depths BLOB
 );
 """
 SCHEMA = (
@@ -117,6 +119,9 @@ def read_entries(path: Path) -> sqlite3.Connection:
         source.close()
         memory.execute("SELECT id, stamp_ns, x, qw, source FROM entries LIMIT 1")
         memory.executescript(LOCAL_FEATURES_SCHEMA)  # maps written before it have none
+        columns = {row[1] for row in memory.execute("PRAGMA table_info(local_features)")}
+        if "depths" not in columns:  # maps written before keypoint depths were stored
+            memory.execute("ALTER TABLE local_features ADD COLUMN depths BLOB")
     except sqlite3.DatabaseError as error:
         raise MapError(f"{path}: corrupt entries database ({error})") from None
     return memory

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ros2_netvlad.camera import OPTICAL_IN_BODY
 from ros2_netvlad.sources.folders import DatasetError
 from ros2_netvlad.sources.rosbag import PoseLookup
 from ros2_netvlad.sources.source import BagSource, FolderSource, MatSource, Source
@@ -24,6 +25,9 @@ class SourceOptions:
     poses_csv: Path | None = None  # for an image folder (else poses.csv inside, or UTM names)
     image_root: Path | None = None  # for a .mat
     queries: bool = False  # a .mat's query half instead of its database half
+    camera_topic: str = ""  # bags: CameraInfo (empty = the image topic's sibling)
+    depth_topic: str = ""  # bags: an aligned depth image (empty = none)
+    camera_to_base: tuple[float, ...] = OPTICAL_IN_BODY  # the optical frame in the posed frame
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,14 @@ def _bag(path: Path, options: SourceOptions) -> Source:
         raise DatasetError(
             f"{path} is a rosbag2: give --image-topic and --pose-topic (or --tf-frames)"
         )
-    return BagSource(path, options.image_topic, options.poses)
+    return BagSource(
+        path,
+        options.image_topic,
+        options.poses,
+        options.camera_topic,
+        options.depth_topic,
+        options.camera_to_base,
+    )
 
 
 def _mat(path: Path, options: SourceOptions) -> Source:

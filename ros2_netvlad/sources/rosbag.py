@@ -17,9 +17,10 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ros2_netvlad.camera import Camera, camera_from_info
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.geometry import Pose, Trajectory, geodetic_to_enu
-from ros2_netvlad.imaging import ImageDecodeError, message_to_rgb
+from ros2_netvlad.imaging import ImageDecodeError, message_to_depth, message_to_rgb
 from ros2_netvlad.sources.tf_buffer import TransformBuffer
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Frame:
     covariance: np.ndarray | None = None
     geo: tuple[float, float, float] | None = None
     key: int | None = None  # what the source planned it by (default: the stamp)
+    depth: np.ndarray | None = None  # aligned depth image, metres (NaN unknown), where recorded
 
     @property
     def plan_key(self) -> int:
@@ -178,6 +180,53 @@ def image_messages(bag: str | Path, topic: str) -> Iterator[tuple[int, str, obje
         for connection, _, raw in reader.messages(connections=connections):
             msg = reader.deserialize(raw, connection.msgtype)
             yield stamp_ns(msg.header), msg.header.frame_id, msg
+
+
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+
+def camera_info_topic(image_topic: str) -> str:
+    """The image_transport sibling: /camera/image_raw(/compressed) → /camera/camera_info."""
+    topic = image_topic.removesuffix("/compressed")
+    return topic.rsplit("/", 1)[0] + "/camera_info" if "/" in topic.strip("/") else "camera_info"
+
+
+def read_camera(bag: str | Path, topic: str, to_base: tuple[float, ...]) -> Camera | None:
+    """The camera of the first calibrated CameraInfo on ``topic``; None when the bag has no such
+    topic or the camera is uncalibrated (K all zero)."""
+    with open_bag(bag) as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        if not connections:
+            return None
+        if connections[0].msgtype != CAMERA_INFO_TYPE:
+            raise BagError(f"{bag}: {topic} is {connections[0].msgtype}, expected CameraInfo")
+        for connection, _, raw in reader.messages(connections=connections):
+            camera = camera_from_info(reader.deserialize(raw, connection.msgtype), to_base)
+            if camera is not None:
+                return camera
+    return None
+
+
+def depth_matcher(bag: str | Path, topic: str, tolerance_ns: int = 20_000_000):
+    """A function stamp → the depth image (metres) recorded within ``tolerance_ns`` of it, or
+    None; asked in increasing stamps, it reads the depth topic once, alongside the images."""
+    with open_bag(bag) as reader:
+        _connections(reader, topic, Path(bag), ("sensor_msgs/msg/Image",))
+    messages = image_messages(bag, topic)
+    pending: list[tuple[int, object]] = []
+
+    def at(stamp: int) -> np.ndarray | None:
+        while not pending or pending[-1][0] < stamp + tolerance_ns:
+            item = next(messages, None)
+            if item is None:
+                break
+            pending.append((item[0], item[2]))
+        while pending and pending[0][0] < stamp - tolerance_ns:
+            pending.pop(0)
+        near = [(abs(s - stamp), msg) for s, msg in pending if abs(s - stamp) <= tolerance_ns]
+        return message_to_depth(min(near, key=lambda x: x[0])[1]) if near else None
+
+    return at
 
 
 @dataclass

@@ -17,10 +17,19 @@ from typing import Collection, Iterator, Protocol
 
 import numpy as np
 
+from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera
 from ros2_netvlad.config import KeyframeConfig
 from ros2_netvlad.sources import folders
 from ros2_netvlad.sources.keyframes import KeyframeSelector
-from ros2_netvlad.sources.rosbag import BagPoses, Frame, PoseLookup, frames
+from ros2_netvlad.sources.rosbag import (
+    BagPoses,
+    Frame,
+    PoseLookup,
+    camera_info_topic,
+    depth_matcher,
+    frames,
+    read_camera,
+)
 
 Origin = tuple[float, float, float]
 
@@ -81,6 +90,9 @@ class BagSource:
     path: Path
     image_topic: str
     poses: PoseLookup
+    camera_topic: str = ""  # CameraInfo; empty = the image topic's sibling (…/camera_info)
+    depth_topic: str = ""  # an aligned depth image (16UC1 mm or 32FC1 m); empty = none
+    camera_to_base: tuple[float, ...] = OPTICAL_IN_BODY  # the optical frame in the posed frame
     _poses: BagPoses | None = field(default=None, init=False, repr=False)
 
     @property
@@ -122,7 +134,17 @@ class BagSource:
     def frames(self, keys: Collection[int], counts: Counter | None = None) -> Iterator[Frame]:
         wanted = set(keys)
         poses = self._read_poses(None)
-        yield from frames(self.path, self.image_topic, poses, lambda _, s: s in wanted, counts)
+        depth_at = depth_matcher(self.path, self.depth_topic) if self.depth_topic else None
+        for frame in frames(self.path, self.image_topic, poses, lambda _, s: s in wanted, counts):
+            if depth_at is not None:
+                frame.depth = depth_at(frame.stamp_ns)
+            yield frame
+
+    @property
+    def camera(self) -> Camera | None:
+        """The recorded CameraInfo's camera (None when the bag has none)."""
+        topic = self.camera_topic or camera_info_topic(self.image_topic)
+        return read_camera(self.path, topic, self.camera_to_base)
 
     def stored_file(self, key: int) -> tuple[Path, np.ndarray] | None:
         return None

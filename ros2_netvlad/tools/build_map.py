@@ -22,7 +22,14 @@ from ros2_netvlad.model.backbones import BACKBONES
 from ros2_netvlad.model.distributed import Distributed
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.model.weights import load
-from ros2_netvlad.tools.options import SOURCE_HELP, add_pose_source, pose_lookup, sources_from
+from ros2_netvlad.tools.options import (
+    SOURCE_HELP,
+    add_camera,
+    add_pose_source,
+    camera_file,
+    pose_lookup,
+    sources_from,
+)
 from ros2_netvlad.verification.features import FeatureSettings
 from ros2_netvlad.verification.registry import verifier_names
 
@@ -38,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
         "--bag", action="append", default=[], help="rosbag2 directory (sqlite3 or mcap); repeatable"
     )
     add_pose_source(source)
+    add_camera(source)
     source.add_argument("--images", type=Path, help="image folder instead of bags")
     source.add_argument("--poses", type=Path, help="CSV for --images (else UTM in file names)")
     source.add_argument("--source", action="append", default=[], help=SOURCE_HELP)
@@ -113,6 +121,7 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         local_features=None
         if args.local_features == "none"
         else FeatureSettings(args.local_features, args.local_max_features),
+        camera=camera_file(args),
         progress=not args.no_progress,
     )
 

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera, camera_from_yaml
 from ros2_netvlad.config import BACKENDS, DescriberConfig
 from ros2_netvlad.sources.registry import SourceOptions, open_source, source_kinds
 from ros2_netvlad.sources.rosbag import PoseLookup
@@ -27,6 +28,40 @@ def add_pose_source(group: argparse._ActionsContainer) -> None:
     group.add_argument(
         "--pose-tolerance", type=float, default=0.1, help="seconds between image and pose (0.1)"
     )
+
+
+def add_camera(group: argparse._ActionsContainer) -> None:
+    """--camera-info / --camera-info-topic, --depth-topic and --camera-to-base: what relative
+    poses of loop closures need from a map's images."""
+    group.add_argument(
+        "--camera-info",
+        type=Path,
+        help="camera_calibration YAML for bags without CameraInfo (else the bag's is used)",
+    )
+    group.add_argument(
+        "--camera-info-topic",
+        default="",
+        help="CameraInfo topic (default: the image topic's sibling, e.g. /camera/camera_info)",
+    )
+    group.add_argument(
+        "--depth-topic",
+        default="",
+        help="aligned depth image (16UC1 mm or 32FC1 m): keypoint depths for metric poses",
+    )
+    group.add_argument(
+        "--camera-to-base",
+        nargs=7,
+        type=float,
+        metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
+        default=OPTICAL_IN_BODY,
+        help="the camera's optical frame in the posed frame (default: REP 103 optical axes, "
+        "no offset)",
+    )
+
+
+def camera_file(args: argparse.Namespace) -> Camera | None:
+    path = getattr(args, "camera_info", None)
+    return camera_from_yaml(path, tuple(args.camera_to_base)) if path else None
 
 
 def pose_lookup(
@@ -61,6 +96,9 @@ def sources_from(
         getattr(args, "poses", None),
         getattr(args, "image_root", None),
         queries,
+        getattr(args, "camera_info_topic", ""),
+        getattr(args, "depth_topic", ""),
+        tuple(getattr(args, "camera_to_base", OPTICAL_IN_BODY)),
     )
     return [open_source(path, options) for path in paths]
 

@@ -7,7 +7,7 @@ with its own features can reuse them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -24,6 +24,9 @@ RATIO = 0.8  # Lowe's ratio test on descriptor distances
 class Evidence:
     matches: int  # mutual, ratio-tested correspondences
     inliers: int  # of those, consistent with one epipolar geometry
+    # (query keypoint, candidate keypoint) index rows of the inliers: what a relative pose is
+    # solved from (None when the verifier does not say)
+    pairs: np.ndarray | None = field(default=None, compare=False)
 
 
 NO_EVIDENCE = Evidence(0, 0)
@@ -62,7 +65,10 @@ def epipolar_evidence(query: Prepared, candidate: Prepared, needed: int = MIN_MA
         _, mask = cv2.findFundamentalMat(src, dst, cv2.USAC_MAGSAC, EPIPOLAR_THRESHOLD, 0.999, 1000)
     except cv2.error:  # degenerate point sets (e.g. all matches on a line)
         return Evidence(len(pairs), 0)
-    return Evidence(len(pairs), 0 if mask is None else int(mask.sum()))
+    if mask is None:
+        return Evidence(len(pairs), 0)
+    inliers = pairs[mask.ravel() > 0]
+    return Evidence(len(pairs), len(inliers), inliers)
 
 
 def mutual_matches(a: Prepared, b: Prepared) -> np.ndarray:

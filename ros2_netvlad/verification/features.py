@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ros2_netvlad.camera import Camera, keypoint_depths, keypoints_to_pixels
 from ros2_netvlad.errors import InputError
 
 FORMAT_VERSION = 1  # of the stored blobs: float32 keypoints, descriptor rows of `Codec.dtype`
@@ -18,13 +19,22 @@ FORMAT_VERSION = 1  # of the stored blobs: float32 keypoints, descriptor rows of
 class LocalFeatures:
     keypoints: np.ndarray  # N×2 float32, pixels of the image shrunk to FeatureSettings.max_side
     descriptors: np.ndarray  # N×width, the verifier's dtype (SIFT: 128 uint8; ORB: 32 bytes)
+    # N metres along the optical axis at each keypoint (an aligned depth image), NaN where the
+    # depth is unknown; None without a depth image. Stored with map entries for metric poses.
+    depths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keypoints)
 
     @property
     def nbytes(self) -> int:
-        return self.keypoints.nbytes + self.descriptors.nbytes
+        depths = 0 if self.depths is None else self.depths.nbytes
+        return self.keypoints.nbytes + self.descriptors.nbytes + depths
+
+    def with_depths(self, depth: np.ndarray, camera: Camera, max_side: int) -> "LocalFeatures":
+        """These features with the depth at each keypoint, from an aligned depth image (metres)."""
+        pixels = keypoints_to_pixels(self.keypoints, camera, max_side)
+        return LocalFeatures(self.keypoints, self.descriptors, keypoint_depths(pixels, depth))
 
     @staticmethod
     def empty(codec: "Codec") -> "LocalFeatures":
@@ -38,7 +48,7 @@ class Codec:
     dtype: str = "uint8"
     width: int = 128
 
-    def encode(self, features: LocalFeatures) -> tuple[bytes, bytes]:
+    def encode(self, features: LocalFeatures) -> tuple[bytes, bytes, bytes | None]:
         descriptors = np.ascontiguousarray(
             features.descriptors, np.dtype(self.dtype).newbyteorder("<")
         )
@@ -47,12 +57,23 @@ class Codec:
                 f"local feature descriptors must be N x {self.width} {self.dtype}, got "
                 f"{features.descriptors.shape} {features.descriptors.dtype}"
             )
-        return features.keypoints.astype("<f4").tobytes(), descriptors.tobytes()
+        depths = None
+        if features.depths is not None:
+            if len(features.depths) != len(features.keypoints):
+                raise InputError(
+                    f"{len(features.depths)} keypoint depths for {len(features.keypoints)} "
+                    "keypoints"
+                )
+            depths = np.asarray(features.depths, "<f4").tobytes()
+        return features.keypoints.astype("<f4").tobytes(), descriptors.tobytes(), depths
 
-    def decode(self, keypoints: bytes, descriptors: bytes) -> LocalFeatures:
+    def decode(
+        self, keypoints: bytes, descriptors: bytes, depths: bytes | None = None
+    ) -> LocalFeatures:
         points = np.frombuffer(keypoints, "<f4").reshape(-1, 2)
         rows = np.frombuffer(descriptors, np.dtype(self.dtype).newbyteorder("<"))
-        return LocalFeatures(points, rows.reshape(len(points), self.width))
+        depth = None if depths is None else np.frombuffer(depths, "<f4")
+        return LocalFeatures(points, rows.reshape(len(points), self.width), depth)
 
 
 @dataclass(frozen=True)
