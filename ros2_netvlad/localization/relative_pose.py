@@ -292,7 +292,7 @@ def _pose(matrix: np.ndarray) -> Pose:
 
 
 def adjoint(matrix: np.ndarray) -> np.ndarray:
-    """Adjoint of a rigid transform in ROS order (translation, rotation): Exp(Ad ξ) = T Exp(ξ) T⁻¹."""
+    """Adjoint of a rigid transform, ROS order (translation, rotation): Exp(Ad ξ) = T Exp(ξ) T⁻¹."""
     rotation, t = matrix[:3, :3], matrix[:3, 3]
     skew = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
     out = np.zeros((6, 6))

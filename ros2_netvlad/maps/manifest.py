@@ -1,7 +1,7 @@
 """A map's ``manifest.json`` as a frozen record: what the descriptors are (dim, metric, index, the
 model's fingerprint) and everything that changed them or their distances (resize rule, precision,
-local features, GNSS origin, the resolved build settings, the camera). Only ``MapDatabase`` makes new ones;
-keys a newer package wrote are kept as they are when an older one saves the map."""
+local features, GNSS origin, the resolved build settings, the camera). Only ``MapDatabase`` makes
+new ones; keys a newer package wrote are kept as they are when an older one saves the map."""
 
 from __future__ import annotations
 
