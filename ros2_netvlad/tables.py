@@ -16,9 +16,29 @@ def table_rows(msg) -> np.ndarray:
     dtype = np.dtype(
         {
             "names": [f.name for f in msg.fields],
-            "formats": [order + POINT_FIELD_TYPES[f.datatype] for f in msg.fields],
+            "formats": [field_format(f.datatype, f.count, order) for f in msg.fields],
             "offsets": [f.offset for f in msg.fields],
             "itemsize": msg.point_step,
         }
     )
     return np.frombuffer(bytes(msg.data), dtype, count=msg.width * msg.height)
+
+
+def field_format(datatype: int, count: int = 1, order: str = "<") -> str:
+    """A PointField as a numpy format; ``count`` > 1 is a fixed-size array (e.g. rel_cov)."""
+    base = order + POINT_FIELD_TYPES[datatype]
+    return base if count <= 1 else f"({count},){base}"
+
+
+UPPER = np.triu_indices(6)  # rel_cov: the upper triangle of the 6×6, row by row
+
+
+def upper_triangle(covariance: np.ndarray) -> np.ndarray:
+    return np.asarray(covariance, float)[UPPER]
+
+
+def from_upper_triangle(values) -> np.ndarray:
+    """The 21 values of a ``rel_cov`` field back as the symmetric 6×6 (ROS order x y z rx ry rz)."""
+    out = np.zeros((6, 6))
+    out[UPPER] = np.asarray(values, float)
+    return out + np.triu(out, 1).T

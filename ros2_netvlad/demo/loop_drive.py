@@ -22,12 +22,13 @@ CAMERA_INFO_TOPIC, DEPTH_TOPIC = "/camera/camera_info", "/camera/depth/image_rec
 
 @dataclass(frozen=True)
 class OdometryDrift:
-    """Wheel odometry errors: what makes a trajectory drift without loop closures."""
+    """Wheel odometry errors: what makes a trajectory drift without loop closures (a skid-steer
+    robot's: the block is small, so the drift per metre is what makes it matter)."""
 
-    scale: float = 0.01  # distances read 1 % long (wheel radius error)
-    yaw_per_metre: float = 0.0006  # heading bias, rad per metre driven (uneven tyres)
+    scale: float = 0.02  # distances read 2 % long (wheel radius error)
+    yaw_per_metre: float = 0.003  # heading bias, rad per metre driven (uneven tyres, skidding)
     step_noise: float = 0.02  # relative noise on each step's distance
-    yaw_noise: float = 0.003  # rad per step
+    yaw_noise: float = 0.005  # rad per step
 
 
 def _yaw(pose: Pose) -> float:
@@ -54,7 +55,7 @@ def drifted(truth: list[Pose], drift: OdometryDrift, rng: np.random.Generator) -
     return out
 
 
-def drive_poses(laps: int = 2, step: float = 1.5, lateral: float = 0.4) -> list[tuple[int, Pose]]:
+def drive_poses(laps: int = 2, step: float = 1.5, lateral: float = 1.0) -> list[tuple[int, Pose]]:
     """(lap, true base pose) of every frame: ``step`` metres apart around the 3-D world's block;
     later laps run ``lateral`` metres further left, half a step along and turned slightly, so a
     revisit is never the same view."""

@@ -40,6 +40,7 @@ class DemoConfig:
     # views span 1 s; a lap of the smallest test world takes 9 s)
     exclusion_window: float = 5.0
     threshold: float = 25.0
+    depth: bool = True  # the loop drive as an RGB-D camera sees it (False: monocular)
 
 
 def generate_world(root: Path, config: DemoConfig) -> tuple[Path, Path]:
@@ -206,5 +207,9 @@ def _slam_lines(slam: dict | None) -> list[str]:
         f"{slam['odometry_only']['ate_rmse_m']:.1f} m -> with loop closures "
         f"{slam['with_loop_closures']['ate_rmse_m']:.1f} m "
         f"(x{slam['ate_ratio_to_odometry']:.2f}); {false_run.removeprefix('with_')} injected: "
-        f"{slam[false_run]['ate_rmse_m']:.1f} m (x{slam['ate_ratio_false_to_clean']:.2f} of clean)"
+        f"{slam[false_run]['ate_rmse_m']:.1f} m (x{slam['ate_ratio_false_to_clean']:.2f} of clean)",
+        f"loop factors: identity {slam['identity_factors']['ate_rmse_m']:.2f} m -> relative pose "
+        f"{slam['with_loop_closures']['ate_rmse_m']:.2f} m ATE "
+        f"(x{slam['ate_ratio_to_identity']:.2f}; closures by geometry "
+        f"{slam['closures_by_geometry']})",
     ]

@@ -145,10 +145,12 @@ class Localizer:
         stamp_ns: int,
         frame_id: str,
         features: LocalFeatures | None = None,
+        depth: np.ndarray | None = None,
         source: str = "online",
     ) -> int | None:
         """Online growth: stores the frame if the keyframe rules take it; returns its map id.
-        A map that stores local features gets this frame's (``features``, found for the query)."""
+        A map that stores local features gets this frame's (``features``, found for the query),
+        with their depths where an aligned ``depth`` image (metres) and the camera are known."""
         if not self._keyframes.accept(pose, stamp_ns):
             return None
         entry = Entry(
@@ -159,6 +161,9 @@ class Localizer:
             if features is None:
                 raise MapError("this map stores local features: give the keyframe's")
             stored = [features]
+            settings = self.database.manifest.local_features
+            if depth is not None and self.camera is not None:
+                stored = [features.with_depths(depth, self.camera, settings.max_side)]
         if self.database.manifest.camera is None and self.camera is not None:
             self.database.record(camera=self.camera)  # a map grown online: the node's camera
         return int(self.database.add(descriptor[None], [entry], local_features=stored)[0])

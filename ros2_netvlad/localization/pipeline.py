@@ -50,24 +50,28 @@ class Pipeline:
         stamp_ns: int,
         pose: Pose | Callable[[], Pose | None] | None = None,
         frame_id: str = "",
+        depth: np.ndarray | Callable[[], np.ndarray | None] | None = None,
     ) -> Processed:
         """One frame. ``pose`` (odometry at ``stamp_ns``, in ``frame_id``) places the frame when
         the map grows; a frame without one is answered but not stored. It may be a function,
         asked only when the map is written: odometry just after the image's stamp, which its
-        interpolation needs, often arrives while the image is being described."""
+        interpolation needs, often arrives while the image is being described. ``depth`` (an
+        aligned depth image in metres, or a function giving it) gives a stored keyframe its
+        keypoint depths, for metric relative poses later."""
         descriptor = self.describer(rgb)
         features = self.localizer.local_features(rgb) if self._wants_features else None
         with self.lock:  # the search and the stored features' read only
             shortlist = self.localizer.shortlist(descriptor, stamp_ns)
         result = self.localizer.decide(shortlist, features)  # matching, outside the lock
-        self._grow(descriptor, stamp_ns, pose, frame_id, features)
+        self._grow(descriptor, stamp_ns, pose, frame_id, features, depth)
         return Processed(result, descriptor)
 
-    def _add_keyframe(self, descriptor, stamp_ns, pose, frame_id, features) -> None:
+    def _add_keyframe(self, descriptor, stamp_ns, pose, frame_id, features, depth) -> None:
         pose = pose() if callable(pose) else pose
         if pose is not None:
+            depth = depth() if callable(depth) else depth
             with self.lock:
-                self.localizer.add_keyframe(descriptor, pose, stamp_ns, frame_id, features)
+                self.localizer.add_keyframe(descriptor, pose, stamp_ns, frame_id, features, depth)
 
     def summary(self) -> dict[str, str]:
         """How frames are handled, for diagnostics and start logs."""

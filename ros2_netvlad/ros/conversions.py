@@ -13,7 +13,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ros2_netvlad import geometry
 from ros2_netvlad.imaging import rgb_to_jpeg
 from ros2_netvlad.localization.localizer import Candidate, PosePrior
-from ros2_netvlad.tables import POINT_FIELD_TYPES, table_rows
+from ros2_netvlad.tables import field_format, table_rows, upper_triangle
 
 # The ~/loop_closures table (DESIGN §5): one point per candidate, best first, 8-byte aligned rows.
 CANDIDATE_FIELDS = [
@@ -32,13 +32,26 @@ CANDIDATE_FIELDS = [
     # appended later (existing names, types and offsets never change; read by name and offset)
     ("inliers", 76, PointField.UINT32),
     ("rerank_score", 80, PointField.FLOAT32),
+    # geometry of a verified closure (docs/slam.md): the query robot's pose in the map entry's
+    # robot frame, its covariance (upper triangle of the 6×6, ROS order x y z rx ry rz, right
+    # perturbation), 0 none / 1 rotation + direction / 2 metric, and a calibrated probability
+    ("rel_x", 88, PointField.FLOAT64),
+    ("rel_y", 96, PointField.FLOAT64),
+    ("rel_z", 104, PointField.FLOAT64),
+    ("rel_qx", 112, PointField.FLOAT64),
+    ("rel_qy", 120, PointField.FLOAT64),
+    ("rel_qz", 128, PointField.FLOAT64),
+    ("rel_qw", 136, PointField.FLOAT64),
+    ("rel_cov", 144, PointField.FLOAT32, 21),
+    ("geometry", 228, PointField.UINT8),
+    ("p_correct", 232, PointField.FLOAT32),
 ]
 CANDIDATE_DTYPE = np.dtype(
     {
         "names": [f[0] for f in CANDIDATE_FIELDS],
-        "formats": ["<" + POINT_FIELD_TYPES[f[2]] for f in CANDIDATE_FIELDS],
+        "formats": [field_format(f[2], f[3] if len(f) > 3 else 1) for f in CANDIDATE_FIELDS],
         "offsets": [f[1] for f in CANDIDATE_FIELDS],
-        "itemsize": 88,
+        "itemsize": 240,
     }
 )
 
@@ -64,6 +77,7 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
         rows["verified"] = [c.verified for c in candidates]
         rows["inliers"] = [c.inliers for c in candidates]
         rows["rerank_score"] = [c.rerank_score for c in candidates]
+        _fill_geometry(rows, candidates)
         stamps = np.array([c.entry.stamp_ns for c in candidates], dtype=np.int64)
         rows["map_stamp_sec"], rows["map_stamp_nanosec"] = (
             stamps // 1_000_000_000,
@@ -73,13 +87,29 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
         header=Header(stamp=stamp, frame_id=frame_id),
         height=1,
         width=len(candidates),
-        fields=[PointField(name=n, offset=o, datatype=t, count=1) for n, o, t in CANDIDATE_FIELDS],
+        fields=[
+            PointField(name=f[0], offset=f[1], datatype=f[2], count=f[3] if len(f) > 3 else 1)
+            for f in CANDIDATE_FIELDS
+        ],
         is_bigendian=False,
         point_step=CANDIDATE_DTYPE.itemsize,
         row_step=CANDIDATE_DTYPE.itemsize * len(candidates),
         data=rows.tobytes(),
         is_dense=True,
     )
+
+
+def _fill_geometry(rows: np.ndarray, candidates: list[Candidate]) -> None:
+    rows["rel_qw"] = 1.0  # identity where there is no geometry (geometry = 0)
+    for row, candidate in zip(rows, candidates):
+        row["p_correct"] = candidate.p_correct
+        relative = candidate.relative
+        if relative is None:
+            continue
+        row["rel_x"], row["rel_y"], row["rel_z"] = relative.pose.position
+        row["rel_qx"], row["rel_qy"], row["rel_qz"], row["rel_qw"] = relative.pose.orientation
+        row["rel_cov"] = upper_triangle(relative.covariance)
+        row["geometry"] = relative.geometry
 
 
 def cloud_to_candidates(msg: PointCloud2) -> np.ndarray:

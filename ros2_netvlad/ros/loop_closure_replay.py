@@ -16,8 +16,8 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 
 from ros2_netvlad.evaluation.replay import header_stamps
-from ros2_netvlad.ros.replay_eval import NODE, Recording, replay_recorded, start_node
-from ros2_netvlad.sources.rosbag import BagWriter
+from ros2_netvlad.ros.replay_eval import NODE, Recording, recorded, replay_recorded, start_node
+from ros2_netvlad.sources.rosbag import BagWriter, camera_info_topic
 
 CLOSURES_TOPIC = f"{NODE}/loop_closures"
 
@@ -33,8 +33,13 @@ def replay_loop_closure(
     params: Path | None = None,
     device: str = "auto",
     ready_timeout: float = 180.0,
+    depth_topic: str = "",
+    camera_to_base: str = "",
 ) -> Path:
-    """Returns the bag of recorded loop closures (topic ``/netvlad_localizer/loop_closures``)."""
+    """Returns the bag of recorded loop closures (topic ``/netvlad_localizer/loop_closures``).
+    The bag's CameraInfo (the image topic's sibling) and ``depth_topic``, where recorded, are
+    replayed too: the closures then carry relative poses (``camera_to_base``: the camera on the
+    robot, as node.camera_to_base)."""
     out.mkdir(parents=True, exist_ok=True)
     extra = [
         "-p",
@@ -46,13 +51,18 @@ def replay_loop_closure(
         "-r",
         f"odom:={odom_topic}",
     ]
+    if camera_to_base:
+        extra += ["-p", f"node.camera_to_base:={camera_to_base}"]
+    if depth_topic:
+        extra += ["-r", f"depth:={depth_topic}"]
     log = out / "node.log"
     node = start_node(out / "online_map", image_topic, params, device, 0, 5, log, extra)
     recording = Recording(header_stamps(bag, image_topic))
     target = out / "loop_closures"
     try:
         with BagWriter(target) as writer:
-            topics = [image_topic, odom_topic]
+            optional = recorded(bag, [camera_info_topic(image_topic), depth_topic])
+            topics = [image_topic, odom_topic, *optional]
             _replay(node, log, recording, writer, bag, topics, rate, ready_timeout)
     finally:
         node.send_signal(2)

@@ -32,8 +32,10 @@ from ros2_netvlad.localization.pipeline import Pipeline
 from ros2_netvlad.maps.opening import open_map
 from ros2_netvlad.maps.saving import MapSaver
 from ros2_netvlad.ros import conversions, params
+from ros2_netvlad.ros.camera_inputs import CameraInputs
 from ros2_netvlad.ros.health import Health
 from ros2_netvlad.ros.mailbox import LatestFrame
+from ros2_netvlad.ros.node_config import camera_to_base
 from ros2_netvlad.ros.outputs import FrameOutputs
 from ros2_netvlad.ros.shutdown import ShutdownSignals, Spinner, quiet_broken_streams
 from ros2_netvlad.ros.status import NodeStatus
@@ -62,13 +64,12 @@ class LocalizerNode(Node):
         self.saver = MapSaver(self.database, self.pipeline.lock, config.map)
         # per frame: (stamp ns, received, decoded, computed, published), monotonic seconds
         self.timings: deque[tuple[int, float, float, float, float]] = deque(maxlen=1000)
-        self._last_warning: dict[str, float] = {}
+        self._last_warning: dict[str, float] = {}  # problem → when it was last logged
         self._setup_ros(growing)
         self._running = True
         self._worker = threading.Thread(target=self._work, name="netvlad_worker", daemon=True)
         self._worker.start()
-        unknown = params.unknown_overrides(self)
-        if unknown:
+        if unknown := params.unknown_overrides(self):
             self.get_logger().warning(f"ignoring unknown parameter(s): {', '.join(unknown)}")
         self.get_logger().info(
             f"ready: {config.mode} mode, map {config.map or '(new)'} with {len(self.database)} "
@@ -84,14 +85,15 @@ class LocalizerNode(Node):
             self.create_subscription(CompressedImage, "image/compressed", self._on_image, images),
         ]
         self._outputs = FrameOutputs(self)
+        self.cameras = CameraInputs(self, camera_to_base(self.node_config), depth=growing)
         if growing:
             self.create_subscription(Odometry, "odom", self._on_odometry, 50)
             self.create_service(Trigger, "~/save_map", self._on_save_map)
         self.add_on_set_parameters_callback(self._on_parameters)
-        hardware, subscriptions = self.describer.hardware, self._image_subscriptions
         config = lambda: self.node_config  # noqa: E731 (it changes at run time)
+        subscriptions = self._image_subscriptions
         self.status = NodeStatus(
-            self, self.health, self.statistics, config, hardware, subscriptions
+            self, self.health, self.statistics, config, self.describer.hardware, subscriptions
         )
         # steady clock: with use_sim_time and no /clock, a ROS-time timer would never autosave
         self.create_timer(1.0, self._autosave, clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -120,9 +122,7 @@ class LocalizerNode(Node):
         live = {"localizer": localizer.config, "keyframes": localizer.keyframes}
         return {**live, "database": database.config, "node": self.node_config}
 
-    def _on_save_map(
-        self, request: Trigger.Request, response: Trigger.Response
-    ) -> Trigger.Response:
+    def _on_save_map(self, _: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
             path = self.saver.save()
             response.success = True
@@ -149,8 +149,9 @@ class LocalizerNode(Node):
             return
         decoded, stamp_ns = time.monotonic(), conversions.stamp_to_ns(msg.header.stamp)
         pose = lambda: self._odometry.at(stamp_ns, self.node_config.odom_tolerance)  # noqa: E731
-        frame = self.pose_frame
-        result = self.pipeline.process(rgb, stamp_ns, pose, frame).result
+        depth = lambda: self.cameras.depth_at(stamp_ns)  # noqa: E731 (it may arrive after)
+        frame, self.localizer.camera = self.pose_frame, self.cameras.camera_for(*rgb.shape[:2])
+        result = self.pipeline.process(rgb, stamp_ns, pose, frame, depth).result
         computed = time.monotonic()
         self._outputs.publish(result, msg.header.stamp, frame)
         published = time.monotonic()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera
 from ros2_netvlad.config import check, check_choice, check_ranges, param
+from ros2_netvlad.errors import InputError
 
 MODES = ("localize", "loop_closure")
 
@@ -32,6 +34,15 @@ class NodeConfig:
         metadata=param(
             "frame_id of published poses; empty = 'map' in localize mode, the odometry's frame "
             "(e.g. odom) in loop_closure mode, whose poses are odometry coordinates",
+            read_only=True,
+        ),
+    )
+    camera_to_base: str = field(
+        default="",
+        metadata=param(
+            "the camera's optical frame in the odometry/base frame, 'x y z qx qy qz qw'; empty = "
+            "REP 103 optical axes at the base origin. Relative poses of closures are between "
+            "the two robot (base) poses",
             read_only=True,
         ),
     )
@@ -91,3 +102,20 @@ class NodeConfig:
             "a map directory is required in localize mode",
         )
         check_ranges(self, "node")
+        camera_to_base(self)  # refuses a malformed one now
+
+
+def camera_to_base(config: NodeConfig) -> tuple[float, ...]:
+    if not config.camera_to_base.strip():
+        return OPTICAL_IN_BODY
+    try:
+        values = tuple(float(v) for v in config.camera_to_base.replace(",", " ").split())
+        Camera(1, 1, (1, 0, 0, 0, 1, 0, 0, 0, 1), to_base=values)  # checks it
+    except (ValueError, InputError):
+        values = ()
+    check(
+        len(values) == 7,
+        "node.camera_to_base",
+        f"must be 7 numbers 'x y z qx qy qz qw', got {config.camera_to_base!r}",
+    )
+    return values

@@ -28,7 +28,7 @@ from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros.conversions import cloud_to_candidates, stamp_to_ns
 from ros2_netvlad.ros.replay import BagReplayer
 from ros2_netvlad.ros.shutdown import Spinner
-from ros2_netvlad.sources.rosbag import PoseLookup
+from ros2_netvlad.sources.rosbag import PoseLookup, camera_info_topic, open_bag
 
 # the node this tool starts: its own process, in its own domain, at the root namespace
 NODE = "/netvlad_localizer"
@@ -92,6 +92,8 @@ def start_node(
         f"localizer.top_k:={top_k}",
         "-r",
         f"{remap}:={image_topic}",
+        "-r",
+        f"camera_info:={camera_info_topic(image_topic)}",
         *extra,
     ]
     return subprocess.Popen(
@@ -171,7 +173,15 @@ def _replay(node, recording: Recording, bag, image_topic, rate, ready_timeout, l
             PoseWithCovarianceStamped, f"{NODE}/pose_prior", recording.on_prior, 1000
         )
 
-    return replay_recorded(node, recording, bag, [image_topic], rate, ready_timeout, log, subscribe)
+    topics = [image_topic, *recorded(bag, [camera_info_topic(image_topic)])]
+    return replay_recorded(node, recording, bag, topics, rate, ready_timeout, log, subscribe)
+
+
+def recorded(bag: Path, topics: list[str]) -> list[str]:
+    """Those of ``topics`` the bag has (camera_info and depth are optional)."""
+    with open_bag(bag) as reader:
+        present = {c.topic for c in reader.connections}
+    return [t for t in topics if t and t in present]
 
 
 def replay_recorded(

@@ -8,7 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from ros2_netvlad.demo.loop_drive import DEPTH_TOPIC
 from ros2_netvlad.demo.run import IMAGE_TOPIC, ODOM_TOPIC, DemoConfig, run_demo, summary_text
+from ros2_netvlad.demo.world3d import MOUNT
 from ros2_netvlad.errors import edge
 from ros2_netvlad.ros.loop_closure_replay import replay_loop_closure
 from ros2_netvlad.ros.replay_eval import replay_evaluate
@@ -27,7 +29,15 @@ def loop_closures_through_node(bag: Path, weights: Path, out: Path, config: Demo
     """The SLAM part: the drive through the node in loop_closure mode, ~/loop_closures recorded."""
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
     return replay_loop_closure(
-        bag, weights, out, IMAGE_TOPIC, ODOM_TOPIC, config.exclusion_window, config.rate
+        bag,
+        weights,
+        out,
+        IMAGE_TOPIC,
+        ODOM_TOPIC,
+        config.exclusion_window,
+        config.rate,
+        depth_topic=DEPTH_TOPIC if config.depth else "",
+        camera_to_base=" ".join(f"{v:g}" for v in MOUNT),
     )
 
 

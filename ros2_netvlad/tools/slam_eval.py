@@ -3,7 +3,8 @@
 Takes a bag with odometry and ground truth, and a bag with the node's ~/loop_closures recorded
 while that drive was replayed through it in loop_closure mode (``replay_eval --loop-closure``
 records one; ``ros2 bag record /netvlad_localizer/loop_closures`` does too). Builds odometry
-between-factors plus a robust identity factor per verified loop closure, optimizes, and compares
+between-factors plus a robust factor per verified loop closure (its relative pose and covariance
+where it has geometry, else identity; identity throughout for comparison), optimizes, and compares
 odometry-only and optimized trajectories against ground truth (APE/RPE), also with a fraction of
 the closures replaced by false ones: metrics.json, report.md, trajectories.png.
 """
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ros2_netvlad.errors import edge
-from ros2_netvlad.evaluation.slam import KERNELS, SlamConfig, SlamInputs, slam_eval
+from ros2_netvlad.evaluation.slam import FACTORS, KERNELS, SlamConfig, SlamInputs, slam_eval
 
 
 @edge("slam_eval")
@@ -31,6 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--closures-topic", default=defaults.closures_topic)
     p.add_argument("--kernel", choices=KERNELS, default=SlamConfig.kernel, help="robust kernel")
     p.add_argument("--loop-sigma", type=float, default=SlamConfig.loop_sigma_xy, help="metres (4)")
+    p.add_argument(
+        "--factors",
+        choices=FACTORS,
+        default=SlamConfig.factors,
+        help="loop factors: the closures' relative poses (identity without geometry), or "
+        "identity for all (relative)",
+    )
+    p.add_argument(
+        "--true-radius",
+        type=float,
+        default=5.0,
+        help="metres: a closure further apart in ground truth is counted false (5)",
+    )
     p.add_argument(
         "--false-closures",
         type=float,
@@ -46,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     inputs = SlamInputs(
         args.bag, args.closures, args.odom_topic, args.truth_topic, args.closures_topic
     )
-    config = SlamConfig(loop_sigma_xy=args.loop_sigma, kernel=args.kernel)
-    slam_eval(inputs, args.out, config, args.false_closures, args.seed)
+    config = SlamConfig(loop_sigma_xy=args.loop_sigma, kernel=args.kernel, factors=args.factors)
+    slam_eval(inputs, args.out, config, args.false_closures, args.seed, args.true_radius)
     print((args.out / "report.md").read_text().split("![")[0].strip())
     print(f"report: {args.out / 'report.md'}")
     (args.out / "command.json").write_text(json.dumps(vars(args), default=str, indent=2))
