@@ -16,6 +16,7 @@ LEAVES = {
     "imaging",
     "errors",
     "tables",
+    "camera",
     "__init__",
 }
 # stage → the stages it may import (leaves always allowed)
