@@ -14,6 +14,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from ros2_netvlad.camera import camera_info_topic
 from ros2_netvlad.ros.launching import end_with_the_node, require_file, stop_gracefully_on_sigterm
 
 ARGUMENTS = {  # name: (default, description)
@@ -27,6 +28,12 @@ ARGUMENTS = {  # name: (default, description)
     "mode": ("", "localize | loop_closure; empty = the params file's"),
     "odom_topic": ("odom", "odometry topic (loop_closure mode), relative to the namespace"),
     "map_frame": ("", "frame_id of published poses; empty = the params file's (auto)"),
+    "camera_info_topic": ("", "CameraInfo; empty = the image topic's sibling (.../camera_info)"),
+    "depth_topic": ("depth", "aligned depth image (16UC1 mm or 32FC1 m), loop_closure mode"),
+    "camera_to_base": (
+        "",
+        "'x y z qx qy qz qw' of the optical frame on the robot; empty = the params file's",
+    ),
     "stop_timeout": ("30.0", "seconds launch waits after SIGINT before SIGTERM, then SIGKILL"),
 }
 
@@ -47,6 +54,7 @@ def _node(context):
     # an argument left empty leaves the params file's value alone
     given = {"node.map": "map", "model.weights": "weights", "model.device": "device"}
     given.update({"node.mode": "mode", "node.map_frame": "map_frame"})
+    given["node.camera_to_base"] = "camera_to_base"
     overrides = {name: value[argument] for name, argument in given.items() if value[argument]}
     if value["use_sim_time"]:
         overrides["use_sim_time"] = value["use_sim_time"].lower() in ("true", "1", "yes")
@@ -62,6 +70,8 @@ def _node(context):
             ("image", image),
             ("image/compressed", f"{image}/compressed"),
             ("odom", value["odom_topic"]),
+            ("camera_info", value["camera_info_topic"] or camera_info_topic(image)),
+            ("depth", value["depth_topic"]),
         ],
         sigterm_timeout=value["stop_timeout"],
         sigkill_timeout=value["stop_timeout"],

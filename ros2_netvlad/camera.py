@@ -140,6 +140,12 @@ def camera_from_yaml(path: str | Path, to_base: tuple[float, ...] = OPTICAL_IN_B
     return Camera(*size, tuple(matrix), tuple(coefficients), model, to_base)
 
 
+def camera_info_topic(image_topic: str) -> str:
+    """The image_transport sibling: /camera/image_raw(/compressed) → /camera/camera_info."""
+    topic = image_topic.removesuffix("/compressed")
+    return topic.rsplit("/", 1)[0] + "/camera_info" if "/" in topic.strip("/") else "camera_info"
+
+
 def feature_scale(camera: Camera, max_side: int) -> tuple[float, float]:
     """(sx, sy): how local-feature keypoints (found in the image shrunk to ``max_side`` as the
     verifiers do) relate to the camera's pixels."""

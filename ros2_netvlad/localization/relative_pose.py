@@ -15,8 +15,10 @@ takes. Its covariance is 6×6 in ROS order (x y z rx ry rz) on the right: T_true
   ``SCALE_UNKNOWN`` m² along it, and the camera's offset on the robot is left out of it.
 
 The covariance is σ²(JᵀJ)⁻¹ of the reprojection (or Sampson) residuals at the solution, σ² their
-variance, times a factor that makes it consistent (NEES) on the 3-D world: the Hessian counts the
-query's pixel noise only, not the map side's (benchmarks/geometry.py fits and checks it)."""
+variance: the query's pixel noise. For a metric pose a bootstrap over the inliers is added (the
+map side's noise and the uneven quality of the points show as the answer's spread over resampled
+point sets); the monocular one is doubled (both images' noise). benchmarks/geometry.py checks
+their consistency (NEES) on the 3-D world."""
 
 from __future__ import annotations
 
@@ -37,9 +39,11 @@ PIXEL_THRESHOLD = 2.0  # RANSAC threshold in pixels of the full-size image
 OFF_PLANE = 12  # pairs off the dominant plane that the essential matrix needs
 AMBIGUOUS = 0.75  # a second plane decomposition this good leaves the pose undetermined
 SCALE_UNKNOWN = 1.0e6  # m², variance along a monocular translation direction
-# Calibrated on the 3-D world's verified pairs (benchmarks/geometry.py --fit): the inverse Hessian
-# times these has NEES mean ≈ its degrees of freedom.
-INFLATION = {GEOMETRY_METRIC: 2.0, GEOMETRY_DIRECTION: 2.0}
+BOOTSTRAP = 40  # resampled inlier sets for the metric covariance
+# Metric: Hessian + bootstrap, no factor. Monocular: the Sampson Hessian alone, doubled for the
+# second image's noise (a bootstrap there cost ~15 ms and did not shorten the tail).
+# benchmarks/geometry.py checks both on the 3-D world.
+INFLATION = {GEOMETRY_METRIC: 1.0, GEOMETRY_DIRECTION: 2.0}
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,31 @@ def _metric(points: np.ndarray, query: np.ndarray, focal: float):
     covariance = _pnp_covariance(points[inliers], pixels[inliers], map_to_query, focal)
     if covariance is None:
         return None
+    covariance = covariance + _bootstrap(points[inliers], pixels[inliers], rvec, tvec, k)
     rotation_q, position_q = rotation.T, -rotation.T @ tvec.ravel()  # the query camera
     return (rotation_q, position_q), covariance * INFLATION[GEOMETRY_METRIC], len(inliers)
+
+
+def _bootstrap(points, pixels, rvec, tvec, k, draws: int = BOOTSTRAP) -> np.ndarray:
+    """The pose's spread over resampled inlier sets (each refined from the solution), in the
+    same right perturbation of the query camera: how much the answer depends on which points
+    it had, which the Hessian, counting the query's pixel noise alone, does not see."""
+    rng = np.random.default_rng(len(points))  # the same pair gives the same covariance
+    solution = _camera_in_map(rvec, tvec)
+    offsets = []
+    for _ in range(draws):
+        pick = rng.integers(0, len(points), len(points))
+        r, t = cv2.solvePnPRefineLM(points[pick], pixels[pick], k, None, rvec.copy(), tvec.copy())
+        step = np.linalg.inv(solution) @ _camera_in_map(r, t)
+        offsets.append(np.r_[step[:3, 3], Rotation.from_matrix(step[:3, :3]).as_rotvec()])
+    return np.cov(np.array(offsets).T)
+
+
+def _camera_in_map(rvec, tvec) -> np.ndarray:
+    rotation = cv2.Rodrigues(rvec)[0]
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = rotation.T, -rotation.T @ np.ravel(tvec)
+    return out
 
 
 def _pnp_covariance(points, pixels, map_to_query, focal) -> np.ndarray | None:

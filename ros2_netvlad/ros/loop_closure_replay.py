@@ -15,9 +15,10 @@ from pathlib import Path
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 
+from ros2_netvlad.camera import camera_info_topic
 from ros2_netvlad.evaluation.replay import header_stamps
 from ros2_netvlad.ros.replay_eval import NODE, Recording, recorded, replay_recorded, start_node
-from ros2_netvlad.sources.rosbag import BagWriter, camera_info_topic
+from ros2_netvlad.sources.rosbag import BagWriter
 
 CLOSURES_TOPIC = f"{NODE}/loop_closures"
 

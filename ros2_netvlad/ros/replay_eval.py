@@ -21,6 +21,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 
+from ros2_netvlad.camera import camera_info_topic
 from ros2_netvlad.config_files import params_block, write_resolved_config
 from ros2_netvlad.errors import NetVLADError
 from ros2_netvlad.evaluation.replay import ground_truth, header_stamps, score_replay
@@ -28,7 +29,7 @@ from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.ros.conversions import cloud_to_candidates, stamp_to_ns
 from ros2_netvlad.ros.replay import BagReplayer
 from ros2_netvlad.ros.shutdown import Spinner
-from ros2_netvlad.sources.rosbag import PoseLookup, camera_info_topic, open_bag
+from ros2_netvlad.sources.rosbag import PoseLookup, open_bag
 
 # the node this tool starts: its own process, in its own domain, at the root namespace
 NODE = "/netvlad_localizer"

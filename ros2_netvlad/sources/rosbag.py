@@ -185,12 +185,6 @@ def image_messages(bag: str | Path, topic: str) -> Iterator[tuple[int, str, obje
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
-def camera_info_topic(image_topic: str) -> str:
-    """The image_transport sibling: /camera/image_raw(/compressed) → /camera/camera_info."""
-    topic = image_topic.removesuffix("/compressed")
-    return topic.rsplit("/", 1)[0] + "/camera_info" if "/" in topic.strip("/") else "camera_info"
-
-
 def read_camera(bag: str | Path, topic: str, to_base: tuple[float, ...]) -> Camera | None:
     """The camera of the first calibrated CameraInfo on ``topic``; None when the bag has no such
     topic or the camera is uncalibrated (K all zero)."""

@@ -17,7 +17,7 @@ from typing import Collection, Iterator, Protocol
 
 import numpy as np
 
-from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera
+from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera, camera_info_topic
 from ros2_netvlad.config import KeyframeConfig
 from ros2_netvlad.sources import folders
 from ros2_netvlad.sources.keyframes import KeyframeSelector
@@ -25,7 +25,6 @@ from ros2_netvlad.sources.rosbag import (
     BagPoses,
     Frame,
     PoseLookup,
-    camera_info_topic,
     depth_matcher,
     frames,
     read_camera,
