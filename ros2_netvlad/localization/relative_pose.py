@@ -125,37 +125,16 @@ def _metric(points: np.ndarray, query: np.ndarray, focal: float):
     covariance = _pnp_covariance(points[inliers], pixels[inliers], map_to_query, focal)
     if covariance is None:
         return None
-    covariance = covariance + _bootstrap(points[inliers], pixels[inliers], rvec, tvec, k)
     rotation_q, position_q = rotation.T, -rotation.T @ tvec.ravel()  # the query camera
     return (rotation_q, position_q), covariance * INFLATION[GEOMETRY_METRIC], len(inliers)
 
 
-def _bootstrap(points, pixels, rvec, tvec, k, draws: int = BOOTSTRAP) -> np.ndarray:
-    """The pose's spread over resampled inlier sets (each refined from the solution), in the
-    same right perturbation of the query camera: how much the answer depends on which points
-    it had, which the Hessian, counting the query's pixel noise alone, does not see."""
-    rng = np.random.default_rng(len(points))  # the same pair gives the same covariance
-    solution = _camera_in_map(rvec, tvec)
-    offsets = []
-    for _ in range(draws):
-        pick = rng.integers(0, len(points), len(points))
-        r, t = cv2.solvePnPRefineLM(points[pick], pixels[pick], k, None, rvec.copy(), tvec.copy())
-        step = np.linalg.inv(solution) @ _camera_in_map(r, t)
-        offsets.append(np.r_[step[:3, 3], Rotation.from_matrix(step[:3, :3]).as_rotvec()])
-    return np.cov(np.array(offsets).T)
-
-
-def _camera_in_map(rvec, tvec) -> np.ndarray:
-    rotation = cv2.Rodrigues(rvec)[0]
-    out = np.eye(4)
-    out[:3, :3], out[:3, 3] = rotation.T, -rotation.T @ np.ravel(tvec)
-    return out
-
-
 def _pnp_covariance(points, pixels, map_to_query, focal) -> np.ndarray | None:
-    """Both images' keypoints are noisy: a map keypoint's error moves its 3-D point across the
-    ray, which the query sees scaled by z_map / z_query; each residual is weighted by its
-    variance 1 + (z_map / z_query)² (in units of one image's pixel noise)."""
+    """σ²(JᵀJ)⁻¹ of the reprojection residuals (the query's pixel noise) plus a bootstrap: the
+    spread of the Gauss-Newton step over resampled inlier sets, which shows the map side's noise
+    and uneven point quality that the Hessian does not see. A map keypoint's error moves its 3-D
+    point across the ray, which the query sees scaled by z_map / z_query: each residual is
+    weighted by its variance 1 + (z_map / z_query)² (in units of one image's pixel noise)."""
     rotation, translation = map_to_query
     in_query = points @ rotation.T + translation
     weight = np.repeat(1.0 / np.sqrt(1.0 + (points[:, 2] / in_query[:, 2]) ** 2), 2)
@@ -165,7 +144,21 @@ def _pnp_covariance(points, pixels, map_to_query, focal) -> np.ndarray | None:
         moved = in_query @ _rot(-xi[3:]).T - xi[:3]
         return weight * (focal * moved[:, :2] / moved[:, 2:3] - pixels).ravel()
 
-    return _gauss_newton_covariance(residuals, 6)
+    hessian = _gauss_newton_covariance(residuals, 6)
+    if hessian is None:
+        return None
+    return hessian + _bootstrap(_jacobian(residuals, 6), residuals(np.zeros(6)), len(points))
+
+
+def _bootstrap(jacobian: np.ndarray, residuals: np.ndarray, count: int) -> np.ndarray:
+    """Covariance of the linearized least-squares step over BOOTSTRAP resampled point sets (each
+    point is two rows); the same pair always draws the same sets."""
+    rng = np.random.default_rng(count)
+    steps = []
+    for _ in range(BOOTSTRAP):
+        rows = (2 * rng.integers(0, count, count)[:, None] + np.arange(2)).ravel()
+        steps.append(np.linalg.lstsq(jacobian[rows], -residuals[rows], rcond=None)[0])
+    return np.cov(np.array(steps).T)
 
 
 # --- rotation + direction: the essential matrix ---------------------------------------------------
