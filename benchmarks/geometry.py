@@ -166,6 +166,14 @@ def calibration(fit: bool) -> None:
         f"\np_correct on {len(held)} held-out labelled real pairs ({int(labels[held].sum())} "
         f"same place): expected calibration error {ece:.3f}"
     )
+    edges = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+    for low, high in zip(edges, edges[1:]):
+        inside = (probabilities >= low) & ((probabilities < high) | (high == 1.0))
+        if inside.any():
+            print(
+                f"  p_correct {low:.1f}-{high:.1f}: {inside.sum():5d} pairs, mean "
+                f"{probabilities[inside].mean():.3f}, same place {labels[held][inside].mean():.3f}"
+            )
 
 
 def _fit(inliers: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:

@@ -59,14 +59,20 @@ def test_verified_loop_closures_are_all_true_in_the_live_replay(demo):
 
 
 def test_pose_graph_with_the_nodes_loop_closures(demo, tmp_path, capsys):
-    """slam_eval end to end: the drive through the live node in loop_closure mode, its recorded
-    ~/loop_closures in a gtsam graph, evo against ground truth."""
+    """slam_eval end to end: the RGB-D drive of the 3-D world through the live node in
+    loop_closure mode (CameraInfo and depth replayed with the images), its recorded
+    ~/loop_closures with their relative poses in a gtsam graph, evo against ground truth."""
     out, summary = demo
     slam = summary["slam"]
     assert slam["frames"] >= 30 and slam["loop_closures"] >= 5, slam
     assert slam["false_among_node_closures"] == 0, slam
+    assert slam["closures_by_geometry"]["2"] >= 0.8 * slam["loop_closures"], slam  # metric
     assert slam["ate_ratio_to_odometry"] <= 0.6, slam  # loop closures remove most of the drift
-    assert slam["injected_false_closures"] >= 1 and slam["ate_ratio_false_to_clean"] <= 1.5, slam
+    # the relative poses beat "same place" identity factors (issue 19's targets)
+    assert slam["with_loop_closures"]["ate_rmse_m"] <= 0.3, slam
+    assert slam["ate_ratio_to_identity"] <= 0.5, slam
+    assert slam["injected_false_closures"] >= 1 and slam["ate_ratio_false_to_clean"] <= 1.2, slam
+    assert "loop factors: identity" in summary_text(summary)
     assert (out / "slam" / "trajectories.png").stat().st_size > 10_000
     # the CLI on the same recording, with another robustness setting
     closures = out / "loop_closure_replay" / "loop_closures"
