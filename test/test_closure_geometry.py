@@ -7,6 +7,7 @@ over real rclpy (CameraInfo, Image, PointCloud2)."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,6 +50,7 @@ from ros2_netvlad.verification.registry import make_verifier
 from rosutil import ros_session, spin_until
 
 CAMERA = world_camera()
+SWAP = np.r_[3:6, 0:3]  # ROS (x y z rx ry rz) → gtsam (rx ry rz x y z)
 
 
 # --- the camera -----------------------------------------------------------------------------------
@@ -353,3 +355,78 @@ def test_the_node_publishes_a_metric_closure_and_a_pose_prior_from_it(ros, rgbd_
         executor.remove_node(node)
         node.close()
         node.destroy_node()
+
+
+# --- the documented gtsam consumers run ---------------------------------------------------------
+def _python_blocks(path) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / path).read_text()
+    return [block.split("```")[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_documented_gtsam_snippets_add_the_published_relative_pose():
+    """docs/slam.md's callback and README's lines, run on a real table: the factor they add
+    measures the published relative pose with the published covariance."""
+    import gtsam
+
+    covariance = np.diag([0.0004, 0.0009, 0.0001, 1e-5, 2e-5, 3e-5])
+    relative = RelativePose(Pose((0.5, -0.2, 0.0), (0, 0, 0.1, 0.995)), covariance, 2, 80)
+    entry = Entry(3_000_000_000, "odom", (1.5, -2.0, 0.0))
+    candidate = Candidate(7, 0.61, entry, True, 80, 80.61, relative, 0.97)
+    msg = candidates_to_cloud([candidate], ns_to_stamp(9_000_000_000), "odom")
+    callback = next(b for b in _python_blocks("docs/slam.md") if "def on_loop_closures" in b)
+    graph = gtsam.NonlinearFactorGraph()
+    scope = {"graph": graph, "key_of_stamp": lambda stamp: stamp // 1_000_000_000}
+    exec(callback, scope)
+    scope["on_loop_closures"](msg)
+    readme = next(b for b in _python_blocks("README.md") if "rel_cov" in b)
+    scope.update(rows=cloud_to_candidates(msg), map_key=3, query_key=9, np=np, gtsam=gtsam)
+    exec(readme, scope)
+    assert graph.size() == 2
+    for factor in (graph.at(0), graph.at(1)):
+        assert list(factor.keys()) == [3, 9]
+        measured = factor.measured()
+        assert np.allclose(measured.translation(), (0.5, -0.2, 0.0), atol=1e-9)
+        gaussian = factor.noiseModel().noise()  # under the robust kernel
+        assert np.allclose(gaussian.covariance(), covariance[np.ix_(SWAP, SWAP)], rtol=1e-5)
+
+
+def test_a_monocular_closure_is_a_rotation_and_bearing_factor():
+    """slam_eval's factor for geometry 1: zero at the truth, and it turns a node to the measured
+    rotation and moves it onto the measured bearing (the scale comes from elsewhere)."""
+    import gtsam
+
+    from ros2_netvlad.evaluation.slam import Closure, Link, SlamConfig, direction_factor
+
+    first = Pose((0, 0, 0))
+    second = Pose((1.0, 0.5, 0.0), Rotation.from_euler("z", 10, degrees=True).as_quat())
+    truth = true_relative(first, second)
+    unit = Pose(truth.position / np.linalg.norm(truth.position), truth.orientation)
+    covariance = np.diag([1e-4, 1e-4, 1e-4, 1e-6, 1e-6, 1e-6])
+    along = Rotation.from_quat(unit.orientation).inv().apply(unit.position)  # v = Rᵀ δt
+    covariance[:3, :3] += 1e6 * np.outer(along, along)  # as published: no scale
+    closure = Closure(5, 1, 60, 0.8, GEOMETRY_DIRECTION, unit, covariance)
+    factor = direction_factor(Link(0, 1, closure), SlamConfig(kernel="none"))
+    values = gtsam.Values()
+    for key, pose in enumerate((first, second)):
+        q = pose.orientation
+        values.insert(
+            key, gtsam.Pose3(gtsam.Rot3.Quaternion(q[3], *q[:3]), gtsam.Point3(*pose.position))
+        )
+    assert np.abs(factor.unwhitenedError(values)).max() < 1e-9
+    graph = gtsam.NonlinearFactorGraph()
+    graph.add(factor)
+    graph.add(
+        gtsam.PriorFactorPose3(0, values.atPose3(0), gtsam.noiseModel.Isotropic.Sigma(6, 1e-4))
+    )
+    # the second node's distance is known (|t| = 1.118 m), its direction and rotation are not
+    distance = gtsam.noiseModel.Diagonal.Sigmas(np.r_[np.full(3, 10.0), 0.01, 10.0, 10.0])
+    graph.add(
+        gtsam.PriorFactorPose3(1, gtsam.Pose3(gtsam.Rot3(), gtsam.Point3(1.118, 0, 0)), distance)
+    )
+    start = gtsam.Values()
+    start.insert(0, values.atPose3(0))
+    start.insert(1, gtsam.Pose3(gtsam.Rot3(), gtsam.Point3(1.1, 0.2, 0.0)))
+    solved = gtsam.LevenbergMarquardtOptimizer(graph, start).optimize().atPose3(1)
+    assert np.degrees(abs(solved.rotation().yaw() - np.radians(10))) < 0.5
+    bearing = solved.translation() / np.linalg.norm(solved.translation())
+    assert np.degrees(np.arccos(bearing @ unit.position)) < 1.0

@@ -8,8 +8,8 @@ map's entries are earlier frames of the same drive). Its factor, under a robust 
 rare false closure is down-weighted instead of bending the map:
 
 - ``relative`` (default): the closure's published relative pose with its covariance (metric,
-  geometry 2); with a monocular one (geometry 1) its rotation, the translation left as loose as
-  an identity factor's; without geometry, the identity factor;
+  geometry 2); with a monocular one (geometry 1) a rotation + bearing factor (the translation's
+  direction, no scale); without geometry, the identity factor;
 - ``identity``: "same place" only, the identity with a loose covariance (what an appearance match
   alone says). The report shows both.
 """
@@ -163,10 +163,7 @@ def optimize(
     for loosen in (True, False):
         graph = _odometry_graph(poses, config)
         for link in links:
-            measured, noise = loop_factor(link.closure, config, loosen)
-            graph.add(
-                gtsam.BetweenFactorPose3(link.earlier, link.later, measured, _robust(noise, config))
-            )
+            graph.add(_loop(link, config, loosen))
         params = gtsam.LevenbergMarquardtParams()
         params.setMaxIterations(200)
         estimate = gtsam.LevenbergMarquardtOptimizer(graph, estimate, params).optimize()
@@ -189,6 +186,60 @@ def _odometry_graph(poses: list, config: SlamConfig) -> gtsam.NonlinearFactorGra
     return graph
 
 
+def _loop(link: Link, config: SlamConfig, loosen: bool):
+    closure = link.closure
+    if config.factors == "relative" and closure.geometry == 1:
+        return direction_factor(link, config, loosen)
+    measured, noise = loop_factor(closure, config, loosen)
+    return gtsam.BetweenFactorPose3(link.earlier, link.later, measured, _robust(noise, config))
+
+
+def direction_factor(link: Link, config: SlamConfig, loosen: bool = False):
+    """A monocular closure: the relative rotation and the translation's **direction** (a bearing,
+    scale-free), 5 residuals: Log(R_meas⁻¹ R) and the unit direction's offset in the plane
+    perpendicular to the measured one, with the published covariance's blocks (the along-track
+    10⁶ m² drops out of the bearing). Jacobians by central differences."""
+    closure = link.closure
+    rotation = _pose3(closure.relative).rotation()
+    direction = closure.relative.position / np.linalg.norm(closure.relative.position)
+    helper = np.eye(3)[np.argmin(np.abs(direction))]
+    b1 = np.cross(direction, helper)
+    basis = np.c_[b1 / np.linalg.norm(b1), np.cross(direction, b1 / np.linalg.norm(b1))]
+    turn = rotation.matrix()
+    covariance = np.zeros((5, 5))
+    covariance[:3, :3] = closure.covariance[3:, 3:]
+    covariance[3:, 3:] = basis.T @ turn @ closure.covariance[:3, :3] @ turn.T @ basis
+    if loosen:  # the first round: as loose as "same place" (tilt/yaw; a bearing of ~0.5 rad)
+        sigmas = [config.loop_sigma_tilt, config.loop_sigma_tilt, config.loop_sigma_yaw]
+        covariance += np.diag(np.r_[np.square(sigmas), 0.25, 0.25])
+
+    def residual(first: gtsam.Pose3, second: gtsam.Pose3) -> np.ndarray:
+        relative = first.between(second)
+        turned = gtsam.Rot3.Logmap(rotation.between(relative.rotation()))
+        t = relative.translation()
+        norm = np.linalg.norm(t)
+        bearing = basis.T @ (t / norm - direction) if norm > 1e-9 else np.zeros(2)
+        return np.r_[turned, bearing]
+
+    def error(factor, values, jacobians):
+        first, second = values.atPose3(link.earlier), values.atPose3(link.later)
+        if jacobians is not None:
+            for n, pose in enumerate((first, second)):
+                columns = []
+                for k in range(6):
+                    step = np.zeros(6)
+                    step[k] = 1e-6
+                    plus, minus = pose.retract(step), pose.retract(-step)
+                    pair_plus = (plus, second) if n == 0 else (first, plus)
+                    pair_minus = (minus, second) if n == 0 else (first, minus)
+                    columns.append((residual(*pair_plus) - residual(*pair_minus)) / 2e-6)
+                jacobians[n] = np.stack(columns, axis=1)
+        return residual(first, second)
+
+    noise = _robust(gtsam.noiseModel.Gaussian.Covariance(covariance), config)
+    return gtsam.CustomFactor(noise, [link.earlier, link.later], error)
+
+
 def loop_factor(closure: Closure, config: SlamConfig, loosen: bool = False):
     """(measured relative Pose3, Gaussian noise model) of one closure. gtsam's Pose3 tangent is
     (rx ry rz x y z) on the right, the published covariance is ROS order on the right: only the
@@ -202,10 +253,6 @@ def loop_factor(closure: Closure, config: SlamConfig, loosen: bool = False):
     swap = np.r_[3:6, 0:3]
     covariance = closure.covariance[np.ix_(swap, swap)]
     measured = _pose3(closure.relative)
-    if closure.geometry == 1:  # rotation only: the translation as loose as "same place"
-        measured = gtsam.Pose3(measured.rotation(), gtsam.Point3(0.0, 0.0, 0.0))
-        covariance[:3, 3:] = covariance[3:, :3] = 0.0
-        covariance[3:, 3:] = np.diag(identity_sigmas[3:] ** 2)
     if loosen:
         covariance = covariance + np.diag(identity_sigmas**2)
     return measured, gtsam.noiseModel.Gaussian.Covariance(covariance)
