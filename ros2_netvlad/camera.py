@@ -16,6 +16,7 @@ import yaml
 
 from ros2_netvlad.errors import InputError
 
+FORMAT_VERSION = 1  # of the camera record in a map's manifest
 DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant")
 # REP 103: the optical frame (z forward, x right, y down) in the body frame (x forward, y left,
 # z up), no offset: a camera looking straight ahead from the robot's origin
@@ -87,6 +88,7 @@ class Camera:
 
     def to_json(self) -> dict:
         return {
+            "version": FORMAT_VERSION,
             "width": self.width,
             "height": self.height,
             "k": list(self.k),
@@ -97,6 +99,11 @@ class Camera:
 
     @staticmethod
     def from_json(values: dict) -> "Camera":
+        if values.get("version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise InputError(
+                f"the map's camera record is version {values.get('version')}; this package reads "
+                f"{FORMAT_VERSION}: update ros2_netvlad, or rebuild the map"
+            )
         try:
             return Camera(
                 int(values["width"]),

@@ -18,7 +18,13 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo
 
 from nodeutil import Client
-from ros2_netvlad.camera import Camera, camera_from_info, camera_from_yaml, keypoint_depths
+from ros2_netvlad.camera import (
+    Camera,
+    camera_from_info,
+    camera_from_yaml,
+    camera_info_topic,
+    keypoint_depths,
+)
 from ros2_netvlad.demo.loop_drive import (
     CAMERA_INFO_TOPIC,
     DEPTH_TOPIC,
@@ -84,9 +90,19 @@ def test_camera_from_camera_info_and_calibration_yaml(tmp_path):
     }
     (tmp_path / "front.yaml").write_text(yaml.safe_dump(calibration))
     assert camera_from_yaml(tmp_path / "front.yaml", CAMERA.to_base) == CAMERA
+    newer = {**CAMERA.to_json(), "version": 2}  # a map written by a newer package
+    with pytest.raises(InputError, match="version 2"):
+        Camera.from_json(newer)
+    assert Camera.from_json(CAMERA.to_json()) == CAMERA
     (tmp_path / "bad.yaml").write_text("image_width: 320\n")
     with pytest.raises(InputError, match="camera_matrix"):
         camera_from_yaml(tmp_path / "bad.yaml")
+
+
+def test_camera_info_is_the_image_topics_sibling():
+    assert camera_info_topic("/camera/image_raw") == "/camera/camera_info"
+    assert camera_info_topic("/camera/color/image_raw/compressed") == "/camera/color/camera_info"
+    assert camera_info_topic("image") == "camera_info"  # relative, in the node's namespace
 
 
 def test_keypoint_depths_interpolate_and_refuse_edges():

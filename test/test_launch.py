@@ -75,6 +75,9 @@ def test_the_launch_file_declares_its_arguments():
         "odom_topic",
         "map_frame",
         "stop_timeout",
+        "camera_info_topic",
+        "depth_topic",
+        "camera_to_base",
     }
 
 
@@ -157,10 +160,16 @@ def test_sim_time_without_a_clock_frames_resolved_parameters_and_diagnostics(
         "odom_topic:=/odom",
         "use_sim_time:=true",
         f"params_file:={params_file}",
+        "camera_info_topic:=/cam_info",
+        "depth_topic:=/cam_depth",
+        "camera_to_base:=0.2 0 1.2 -0.5 0.5 -0.5 0.5",
         log_dir=tmp_path / "log",
     )
     try:
         client = grow(ros, launch, frame="odom")
+        for topic in ("/cam_info", "/cam_depth"):  # the camera's calibration and depth, remapped
+            readers = client.node.get_subscriptions_info_by_topic(topic)
+            assert [r.node_name for r in readers] == ["netvlad_localizer"], topic
         assert {client.clouds[k].header.frame_id for k in client.clouds} == {"odom"}
         spin_until(client.executor, lambda: new_map.is_dir(), 20, "the autosave under sim time")
         assert len(MapDatabase.load(new_map)) == 3
@@ -192,6 +201,7 @@ def test_sim_time_without_a_clock_frames_resolved_parameters_and_diagnostics(
         assert param("resolved.precision").startswith("String value is: fp32 (")
         assert param("resolved.device").startswith("String value is: cpu ")
         assert param("localizer.nms_radius") == "Double value is: 2.0"
+        assert param("node.camera_to_base") == "String value is: 0.2 0 1.2 -0.5 0.5 -0.5 0.5"
         launch.process.send_signal(signal.SIGTERM)
         assert launch.wait() == 0, launch.output[-3000:]
     finally:

@@ -57,12 +57,12 @@ def read_by_name(msg):
     rows = []
     for i in range(msg.width * msg.height):
         base = i * msg.point_step
-        rows.append(
-            {
-                f.name: struct.unpack_from(STRUCT[f.datatype], data, base + f.offset)[0]
-                for f in msg.fields
-            }
-        )
+        row = {}
+        for f in msg.fields:
+            kind = STRUCT[f.datatype]
+            values = struct.unpack_from(f"<{f.count}{kind[1]}", data, base + f.offset)
+            row[f.name] = values[0] if f.count == 1 else values
+        rows.append(row)
     return rows
 
 
@@ -73,6 +73,18 @@ def test_original_fields_never_move_and_new_ones_are_appended():
     appended = {name: (offset, kind) for name, offset, kind in fields[len(ORIGINAL) :]}
     assert appended["inliers"][1] == PointField.UINT32
     assert appended["rerank_score"][1] == PointField.FLOAT32
+    # issue 19's geometry, appended after them in this order with these types
+    geometry = [
+        (n, appended[n][1]) for n in ("rel_x", "rel_qw", "rel_cov", "geometry", "p_correct")
+    ]
+    assert geometry == [
+        ("rel_x", PointField.FLOAT64),
+        ("rel_qw", PointField.FLOAT64),
+        ("rel_cov", PointField.FLOAT32),
+        ("geometry", PointField.UINT8),
+        ("p_correct", PointField.FLOAT32),
+    ]
+    assert appended["rel_x"][0] > appended["rerank_score"][0] and appended["rel_x"][0] % 8 == 0
     assert min(offset for offset, _ in appended.values()) > 72  # after `verified`
     assert msg.point_step >= max(o for _, o, _ in fields) + 4 and msg.row_step == 2 * msg.point_step
 
@@ -90,6 +102,9 @@ def test_fields_parse_by_name_with_the_messages_offsets():
         )
         assert np.isclose(row["score"], c.score) and row["x"] == c.entry.position[0]
         assert row["map_stamp_sec"] * 10**9 + row["map_stamp_nanosec"] == c.entry.stamp_ns
+    # the geometry fields: identity and zeros where a candidate has none (geometry 0)
+    for row in rows:
+        assert row["geometry"] == 0 and row["rel_qw"] == 1.0 and len(row["rel_cov"]) == 21
     # a consumer written against the original 80-byte table still reads a new message by name
     original = {name for name, _, _ in ORIGINAL}
     old_view = [{k: v for k, v in r.items() if k in original} for r in rows]

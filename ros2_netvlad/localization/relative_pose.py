@@ -10,8 +10,9 @@ takes. Its covariance is 6×6 in ROS order (x y z rx ry rz) on the right: T_true
   points; PnP + RANSAC (OpenCV USAC MAGSAC++) on the query's undistorted pixels, refined by
   Levenberg-Marquardt on the inliers.
 - rotation + direction (``geometry = 1``, monocular): the essential matrix on undistorted,
-  normalized points, the cheirality check (recoverPose), refined on the Sampson error. The
-  translation is a unit vector (scale unknown): its covariance says so with a variance of
+  normalized points, the cheirality check (recoverPose), refined on the Sampson error; where one
+  plane explains the pairs, that plane's homography if it decomposes one way only, else no pose.
+  The translation is a unit vector (scale unknown): its covariance says so with a variance of
   ``SCALE_UNKNOWN`` m² along it, and the camera's offset on the robot is left out of it.
 
 The covariance is σ²(JᵀJ)⁻¹ of the reprojection (or Sampson) residuals at the solution, σ² their
@@ -207,10 +208,6 @@ def _from_homography(h, k, a, b):
     if best < MIN_DIRECTION_POINTS or second > AMBIGUOUS * best:
         return None
     return rotations[order[0]], translations[order[0]]
-
-
-def _angle(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(Rotation.from_matrix(a.T @ b).as_rotvec()))
 
 
 def _in_front(rotation, translation, k, a, b) -> int:

@@ -51,9 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--places", type=int, default=DemoConfig.places)
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
+    parser.add_argument(
+        "--monocular",
+        action="store_true",
+        help="the loop drive without its depth image: closures carry rotation + direction only",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="demo: %(message)s")
-    config = DemoConfig(places=args.places, seed=args.seed)
+    config = DemoConfig(places=args.places, seed=args.seed, depth=not args.monocular)
     summary = run_demo(args.out, replay_through_node, config, loop_closures_through_node)
     print(summary_text(summary))
     return 0

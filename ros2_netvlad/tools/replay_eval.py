@@ -47,6 +47,17 @@ def parser() -> argparse.ArgumentParser:
     online.add_argument(
         "--exclusion-window", type=float, default=10.0, help="seconds (localizer.exclusion_window)"
     )
+    online.add_argument(
+        "--depth-topic",
+        default="",
+        help="aligned depth image replayed to the node's depth (metric closures); CameraInfo on "
+        "the image topic's sibling is replayed when the bag has it",
+    )
+    online.add_argument(
+        "--camera-to-base",
+        default="",
+        help="'x y z qx qy qz qw' of the camera's optical frame on the robot (node.camera_to_base)",
+    )
     return p
 
 
@@ -108,6 +119,8 @@ def _loop_closure(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         args.rate,
         args.params,
         args.device,
+        depth_topic=args.depth_topic,
+        camera_to_base=args.camera_to_base,
     )
     print(f"loop closures recorded: {closures}")
     if not _has_topic(args.bag, args.truth_topic):
