@@ -105,6 +105,20 @@ def test_camera_info_is_the_image_topics_sibling():
     assert camera_info_topic("image") == "camera_info"  # relative, in the node's namespace
 
 
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_depth_images_decode_to_metres(encoding):
+    from ros2_netvlad.demo import messages
+    from ros2_netvlad.imaging import ImageDecodeError, message_to_depth
+
+    depth = np.full((4, 6), 2.5, np.float32)
+    depth[0, 0] = np.nan
+    decoded = message_to_depth(messages.depth_image(depth, 1, encoding=encoding))
+    assert np.isnan(decoded[0, 0]) and np.allclose(decoded[1:], 2.5, atol=1e-3)
+    wrong = messages.image(np.zeros((4, 6, 3), np.uint8), 1)
+    with pytest.raises(ImageDecodeError, match="16UC1"):
+        message_to_depth(wrong)
+
+
 def test_keypoint_depths_interpolate_and_refuse_edges():
     depth = np.tile(np.linspace(2.0, 4.0, 40, dtype=np.float32), (30, 1))
     depth[:, 30:] = np.nan  # sky
@@ -282,7 +296,7 @@ def rgbd_map(tmp_path_factory):
     bag = root / "drive"
     write_loop_drive(bag, seed=5, laps=1)
     args = ["--bag", str(bag), "--image-topic", IMAGE_TOPIC, "--pose-topic", "/ground_truth"]
-    args += ["--depth-topic", DEPTH_TOPIC, "--camera-to-base", *map(str, MOUNT)]
+    args += ["--depth-topic", DEPTH_TOPIC]  # the mount from the bag's /tf_static
     args += ["--backbone", "efficientnet_lite0", "--num-clusters", "8", "--device", "cpu"]
     assert build_map.main([*args, "--out", str(root / "map"), "--no-progress"]) == 0
     return root, bag
@@ -291,7 +305,9 @@ def rgbd_map(tmp_path_factory):
 def test_build_map_stores_the_camera_and_keypoint_depths(rgbd_map, tmp_path):
     root, bag = rgbd_map
     database = MapDatabase.load(root / "map")
-    assert database.manifest.camera == CAMERA  # CameraInfo from the bag, the mount as given
+    camera = database.manifest.camera  # CameraInfo from the bag, the mount from its /tf_static
+    assert (camera.width, camera.height, camera.k, camera.d) == (320, 240, CAMERA.k, CAMERA.d)
+    assert np.allclose(camera.to_base, MOUNT)
     stored = database.local_features([0, 10])
     assert all(f.depths is not None and np.isfinite(f.depths).mean() > 0.5 for f in stored.values())
     # a bag's CameraInfo missing: --camera-info FILE in the camera_calibration format
@@ -312,7 +328,7 @@ def test_build_map_stores_the_camera_and_keypoint_depths(rgbd_map, tmp_path):
     args += ["--backbone", "efficientnet_lite0", "--num-clusters", "8", "--device", "cpu"]
     assert build_map.main([*args, "--out", str(tmp_path / "m"), "--no-progress"]) == 0
     camera = MapDatabase.load(tmp_path / "m").manifest.camera
-    assert camera.k == CAMERA.k and camera.to_base[3:] == (-0.5, 0.5, -0.5, 0.5)
+    assert camera.k == CAMERA.k and camera.to_base == (0, 0, 0, -0.5, 0.5, -0.5, 0.5)  # REP 103
     assert MapDatabase.load(tmp_path / "m").local_features([0])[0].depths is None  # no depth
 
 

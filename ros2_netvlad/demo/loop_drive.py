@@ -18,6 +18,7 @@ from ros2_netvlad.sources.rosbag import BagWriter
 
 IMAGE_TOPIC, ODOM_TOPIC, TRUTH_TOPIC = "/camera/image_raw/compressed", "/odom", "/ground_truth"
 CAMERA_INFO_TOPIC, DEPTH_TOPIC = "/camera/camera_info", "/camera/depth/image_rect_raw"
+OPTICAL = "camera_optical_frame"  # the images' frame; /tf_static mounts it on base_link
 
 
 @dataclass(frozen=True)
@@ -79,25 +80,30 @@ def write_loop_drive(
     start_ns: int = 1_700_001_200_000_000_000,
 ) -> list[int]:
     """Drives the 3-D world's block ``laps`` times and writes, per frame, drifting ``/odom`` and
-    ``/ground_truth`` (nav_msgs/Odometry of the base), the camera's image (CompressedImage),
+    ``/ground_truth`` (nav_msgs/Odometry of ``base_link``), the camera's image (CompressedImage),
     ``CameraInfo`` and, unless ``depth`` is empty, an aligned depth image (16UC1 mm or 32FC1 m)
-    into a new bag. Returns the image stamps."""
+    into a new bag, with the camera's mount on ``/tf_static``. Returns the image stamps."""
     camera = camera or world_camera()
     rng = np.random.default_rng(seed)
     views = drive_poses(laps)
     odometry = drifted([pose for _, pose in views], drift, rng)
     period, stamps = int(1e9 / rate_hz), []
+    mount = Pose(camera.to_base[:3], camera.to_base[3:])
     with BagWriter(path) as bag:
+        bag.write(
+            "/tf_static", messages.tf_message([("base_link", OPTICAL, mount)], start_ns), start_ns
+        )
         for n, ((lap, true), odom) in enumerate(zip(views, odometry)):
             stamp = start_ns + n * period
             bag.write(ODOM_TOPIC, messages.odometry(odom, stamp, frame_id="odom"), stamp)
             bag.write(TRUTH_TOPIC, messages.odometry(true, stamp), stamp)
             rgb, metres = render(true, camera)
             view = _another_time(rgb, rng) if lap > 0 else rgb
-            bag.write(CAMERA_INFO_TOPIC, messages.camera_info(camera, stamp), stamp)
+            bag.write(CAMERA_INFO_TOPIC, messages.camera_info(camera, stamp, OPTICAL), stamp)
             if depth:
-                bag.write(DEPTH_TOPIC, messages.depth_image(metres, stamp, encoding=depth), stamp)
-            bag.write(IMAGE_TOPIC, messages.compressed(view, stamp), stamp)
+                depth_msg = messages.depth_image(metres, stamp, OPTICAL, encoding=depth)
+                bag.write(DEPTH_TOPIC, depth_msg, stamp)
+            bag.write(IMAGE_TOPIC, messages.compressed(view, stamp, OPTICAL), stamp)
             stamps.append(stamp)
     return stamps
 

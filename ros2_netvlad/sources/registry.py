@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ros2_netvlad.camera import OPTICAL_IN_BODY
 from ros2_netvlad.sources.folders import DatasetError
 from ros2_netvlad.sources.rosbag import PoseLookup
 from ros2_netvlad.sources.source import BagSource, FolderSource, MatSource, Source
@@ -27,7 +26,8 @@ class SourceOptions:
     queries: bool = False  # a .mat's query half instead of its database half
     camera_topic: str = ""  # bags: CameraInfo (empty = the image topic's sibling)
     depth_topic: str = ""  # bags: an aligned depth image (empty = none)
-    camera_to_base: tuple[float, ...] = OPTICAL_IN_BODY  # the optical frame in the posed frame
+    camera_to_base: tuple[float, ...] | None = None  # the optical frame in the posed frame (None:
+    # the bag's tf, else REP 103 optical axes)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ros2_netvlad.camera import Camera, camera_from_info
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.geometry import Pose, Trajectory, geodetic_to_enu
 from ros2_netvlad.imaging import ImageDecodeError, message_to_depth, message_to_rgb
@@ -185,9 +184,9 @@ def image_messages(bag: str | Path, topic: str) -> Iterator[tuple[int, str, obje
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
-def read_camera(bag: str | Path, topic: str, to_base: tuple[float, ...]) -> Camera | None:
-    """The camera of the first calibrated CameraInfo on ``topic``; None when the bag has no such
-    topic or the camera is uncalibrated (K all zero)."""
+def read_camera_info(bag: str | Path, topic: str):
+    """The first calibrated CameraInfo message on ``topic``; None when the bag has no such topic
+    or the camera is uncalibrated (K all zero)."""
     with open_bag(bag) as reader:
         connections = [c for c in reader.connections if c.topic == topic]
         if not connections:
@@ -195,10 +194,40 @@ def read_camera(bag: str | Path, topic: str, to_base: tuple[float, ...]) -> Came
         if connections[0].msgtype != CAMERA_INFO_TYPE:
             raise BagError(f"{bag}: {topic} is {connections[0].msgtype}, expected CameraInfo")
         for connection, _, raw in reader.messages(connections=connections):
-            camera = camera_from_info(reader.deserialize(raw, connection.msgtype), to_base)
-            if camera is not None:
-                return camera
+            msg = reader.deserialize(raw, connection.msgtype)
+            if any(msg.k):
+                return msg
     return None
+
+
+def camera_mount(bag: str | Path, image_frame: str, poses: PoseLookup) -> Pose | None:
+    """The camera's optical frame (``image_frame``, CameraInfo's header frame) in the frame the
+    poses are of, from the bag's /tf_static (and /tf): in the odometry's ``child_frame_id``, or
+    the tf-looked-up camera frame. None when the bag does not say (no tf, frames not connected,
+    poses of an unnamed frame)."""
+    posed = poses.tf_frames[1] if poses.tf_frames else _odometry_child(bag, poses.topic)
+    if not image_frame or not posed:
+        return None
+    if image_frame.lstrip("/") == posed.lstrip("/"):
+        return Pose()  # the poses are the camera's own
+    with open_bag(bag) as reader:
+        if not any(c.topic in ("/tf", "/tf_static") for c in reader.connections):
+            return None
+    try:
+        return read_tf(bag).lookup(posed, image_frame, 0, 2**62)
+    except InputError as error:
+        log.warning("%s: no camera mount in tf (%s)", bag, error)
+        return None
+
+
+def _odometry_child(bag: str | Path, topic: str) -> str:
+    with open_bag(bag) as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        if not connections or not connections[0].msgtype.endswith("Odometry"):
+            return ""
+        for connection, _, raw in reader.messages(connections=connections):
+            return reader.deserialize(raw, connection.msgtype).child_frame_id
+    return ""
 
 
 def depth_matcher(bag: str | Path, topic: str, tolerance_ns: int = 20_000_000):

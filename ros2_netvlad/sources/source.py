@@ -17,7 +17,7 @@ from typing import Collection, Iterator, Protocol
 
 import numpy as np
 
-from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera, camera_info_topic
+from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera, camera_from_info, camera_info_topic
 from ros2_netvlad.config import KeyframeConfig
 from ros2_netvlad.sources import folders
 from ros2_netvlad.sources.keyframes import KeyframeSelector
@@ -25,9 +25,10 @@ from ros2_netvlad.sources.rosbag import (
     BagPoses,
     Frame,
     PoseLookup,
+    camera_mount,
     depth_matcher,
     frames,
-    read_camera,
+    read_camera_info,
 )
 
 Origin = tuple[float, float, float]
@@ -91,7 +92,8 @@ class BagSource:
     poses: PoseLookup
     camera_topic: str = ""  # CameraInfo; empty = the image topic's sibling (…/camera_info)
     depth_topic: str = ""  # an aligned depth image (16UC1 mm or 32FC1 m); empty = none
-    camera_to_base: tuple[float, ...] = OPTICAL_IN_BODY  # the optical frame in the posed frame
+    # the optical frame in the posed frame; None = from the bag's tf, else REP 103 optical axes
+    camera_to_base: tuple[float, ...] | None = None
     _poses: BagPoses | None = field(default=None, init=False, repr=False)
 
     @property
@@ -141,9 +143,16 @@ class BagSource:
 
     @property
     def camera(self) -> Camera | None:
-        """The recorded CameraInfo's camera (None when the bag has none)."""
-        topic = self.camera_topic or camera_info_topic(self.image_topic)
-        return read_camera(self.path, topic, self.camera_to_base)
+        """The recorded CameraInfo's camera (None when the bag has none), mounted as given, else
+        as the bag's tf says, else with REP 103 optical axes at the posed frame's origin."""
+        info = read_camera_info(self.path, self.camera_topic or camera_info_topic(self.image_topic))
+        if info is None:
+            return None
+        mount = self.camera_to_base
+        if mount is None:
+            found = camera_mount(self.path, info.header.frame_id, self.poses)
+            mount = OPTICAL_IN_BODY if found is None else (*found.position, *found.orientation)
+        return camera_from_info(info, tuple(mount))
 
     def stored_file(self, key: int) -> tuple[Path, np.ndarray] | None:
         return None

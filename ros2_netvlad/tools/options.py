@@ -53,15 +53,16 @@ def add_camera(group: argparse._ActionsContainer) -> None:
         nargs=7,
         type=float,
         metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
-        default=OPTICAL_IN_BODY,
-        help="the camera's optical frame in the posed frame (default: REP 103 optical axes, "
-        "no offset)",
+        help="the camera's optical frame in the posed frame (default: the bag's /tf_static, "
+        "image frame in the odometry's child frame; else REP 103 optical axes, no offset)",
     )
 
 
 def camera_file(args: argparse.Namespace) -> Camera | None:
+    """--camera-info FILE, mounted at --camera-to-base (else REP 103 optical axes)."""
     path = getattr(args, "camera_info", None)
-    return camera_from_yaml(path, tuple(args.camera_to_base)) if path else None
+    mount = tuple(args.camera_to_base) if args.camera_to_base else OPTICAL_IN_BODY
+    return camera_from_yaml(path, mount) if path else None
 
 
 def pose_lookup(
@@ -98,7 +99,7 @@ def sources_from(
         queries,
         getattr(args, "camera_info_topic", ""),
         getattr(args, "depth_topic", ""),
-        tuple(getattr(args, "camera_to_base", OPTICAL_IN_BODY)),
+        tuple(args.camera_to_base) if getattr(args, "camera_to_base", None) else None,
     )
     return [open_source(path, options) for path in paths]
 
