@@ -265,6 +265,12 @@ def test_geometry_fields_are_appended_and_read_back_by_name():
     closure = _closure(rows[0], 5)  # what slam_eval reads
     assert closure.geometry == 2 and np.allclose(closure.relative.position, (0.5, -0.2, 0.0))
     assert _closure(rows[1], 5).relative is None
+    # a recording from before the geometry fields (88-byte rows) reads as geometry 0
+    old = candidates_to_cloud([with_geometry], ns_to_stamp(5), "odom")
+    old.fields = [f for f in old.fields if f.offset < 88]
+    old.data, old.point_step, old.row_step = bytes(old.data)[:88], 88, 88
+    before = _closure(cloud_to_candidates(old)[0], 5)
+    assert before.geometry == 0 and before.relative is None and before.inliers == 80
 
 
 def test_maps_without_keypoint_depths_still_load(tmp_path):
@@ -360,6 +366,7 @@ def test_the_node_publishes_a_metric_closure_and_a_pose_prior_from_it(ros, rgbd_
                 break
             info.publish(msg)
             executor.spin_once(timeout_sec=0.05)
+        assert node.statistics()["camera"].startswith("320x240 plumb_bob")  # in /diagnostics
         errors, prior_errors = [], []
         for n, truth in enumerate(views):
             stamp = (n + 2) * 1_000_000_000

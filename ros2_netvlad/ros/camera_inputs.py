@@ -27,6 +27,7 @@ class CameraInputs:
         self._lock = threading.Lock()
         self._depths: deque[tuple[int, Image]] = deque(maxlen=30)
         self._warned: set[str] = set()
+        self._depth = depth
         node.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
         if depth:
             node.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data)
@@ -41,6 +42,14 @@ class CameraInputs:
             )
             return None
         return camera
+
+    def summary(self) -> str:
+        """For /diagnostics: what closures' geometry can rest on now."""
+        camera = self._camera
+        if camera is None:
+            return "no camera_info yet: closures carry no geometry"
+        depth = f", depth images: {len(self._depths)} recent" if self._depth else ""
+        return f"{camera.width}x{camera.height} {camera.distortion}, f {camera.focal:.1f} px{depth}"
 
     def depth_at(self, stamp_ns: int):
         """The depth image (metres) with this stamp, or None."""

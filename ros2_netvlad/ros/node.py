@@ -183,6 +183,7 @@ class LocalizerNode(Node):
             "map_size": len(self.database),
             "mode": self.node_config.mode,
             "frame": self.pose_frame,
+            "camera": self.cameras.summary(),
             **self.pipeline.summary(),
         }
 
