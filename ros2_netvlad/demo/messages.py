@@ -28,7 +28,11 @@ def image(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera", encoding: st
         "mono8": cv2.COLOR_RGB2GRAY,
     }
     pixels = rgb if conversions[encoding] is None else cv2.cvtColor(rgb, conversions[encoding])
-    pixels = np.ascontiguousarray(pixels)
+    return _image_of(np.ascontiguousarray(pixels), stamp_ns, frame_id, encoding)
+
+
+def _image_of(pixels: np.ndarray, stamp_ns: int, frame_id: str, encoding: str):
+    """sensor_msgs/Image of contiguous little-endian pixels (H×W or H×W×C)."""
     h, w = pixels.shape[:2]
     return T["sensor_msgs/msg/Image"](
         header=header(stamp_ns, frame_id),
@@ -37,7 +41,7 @@ def image(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera", encoding: st
         encoding=encoding,
         is_bigendian=0,
         step=pixels.strides[0],
-        data=pixels.reshape(-1),
+        data=pixels.view(np.uint8).reshape(-1),
     )
 
 
@@ -163,13 +167,4 @@ def depth_image(
         pixels = depth_m.astype("<f4")
     else:
         raise ValueError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
-    h, w = pixels.shape
-    return T["sensor_msgs/msg/Image"](
-        header=header(stamp_ns, frame_id),
-        height=h,
-        width=w,
-        encoding=encoding,
-        is_bigendian=0,
-        step=pixels.strides[0],
-        data=pixels.view(np.uint8).reshape(-1),
-    )
+    return _image_of(pixels, stamp_ns, frame_id, encoding)
