@@ -1,6 +1,7 @@
 """End to end on a reduced demo world: generate → build map → replay_eval through the live node, and
 a random-weight baseline on the same world; plus the evaluate CLI on folder and .mat query sets."""
 
+import csv
 import json
 import os
 
@@ -45,6 +46,10 @@ def test_live_node_beats_random_weights(demo):
     ):
         assert (out / "replay_eval" / name).is_file() and (out / "baseline_random" / name).is_file()
     assert json.loads((out / "summary.json").read_text())["live"]["recall@1"] == live["recall@1"]
+    rows = list(csv.DictReader(open(out / "replay_eval" / "queries.csv")))  # what the node said
+    assert len(rows) == 18 and live["groups"]["traversal2"]["queries"] == 18
+    verified = [r for r in rows if r["verified"] == "1"]
+    assert verified and all(int(r["top_inliers"].split(";")[0]) >= 30 for r in verified)
     resolved = yaml.safe_load((out / "replay_eval" / "config.yaml").read_text())
     assert resolved["node"]["localizer"]["top_k"] == 5 and resolved["arguments"]["max_side"] == 0
 
@@ -121,6 +126,16 @@ def test_evaluate_cli_on_folder_and_mat(demo, tmp_path, capsys):
     )
     folder = json.loads((tmp_path / "folder" / "metrics.json").read_text())
     assert folder["num_queries"] == 6 and folder["recall@1"] >= 0.8
+    # every decision, one row per query, and the verified decision per group (the folder)
+    rows = list(csv.DictReader(open(tmp_path / "folder" / "queries.csv")))
+    assert len(rows) == 6 and set(rows[0]) >= {"query", "top_ids", "top_inliers", "verified"}
+    assert all(r["group"] == "queries" and r["has_true_match"] == "1" for r in rows)
+    correct = sum(r["correct"] == "1" for r in rows)
+    assert folder["groups"]["queries"]["queries"] == 6 and correct >= 5
+    assert folder["groups"]["queries"]["false"] == sum(
+        r["verified"] == "1" and r["correct"] == "0" for r in rows
+    )
+    assert "Per group" in (tmp_path / "folder" / "report.md").read_text()
     db_struct = {
         "whichSet": "test",
         "dbImageFns": np.array(names, dtype=object),

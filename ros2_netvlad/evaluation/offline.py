@@ -15,6 +15,14 @@ from ros2_netvlad.config_files import write_resolved_config
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.evaluation.decisions import compare_decisions, decisions_table, offline_localizer
 from ros2_netvlad.evaluation.metrics import retrieval_metrics
+from ros2_netvlad.evaluation.per_query import (
+    candidate_rows,
+    group_table,
+    per_group,
+    source_group,
+    write_queries_csv,
+)
+from ros2_netvlad.evaluation.per_query import decisions as query_decisions
 from ros2_netvlad.evaluation.report import write_report
 from ros2_netvlad.imaging import compressed_to_rgb
 from ros2_netvlad.localization.pipeline import Pipeline
@@ -50,16 +58,16 @@ def evaluate(
     model_config = dataclasses.replace(model_config, weights=str(weights or ""))
     describer, database = open_map(map_dir, model_config, force=force)
     pipeline = Pipeline(describer, offline_localizer(database, localizer, top_n))
-    frames, descriptors, decided = [], [], []
+    frames, descriptors, decided, groups = [], [], [], []
     origin = database.manifest.geo_origin
-    for query in tqdm(
-        every_frame(queries, origin), desc="describing queries", unit="img", disable=not progress
-    ):
+    grouped = ((source_group(s), f) for s in queries for f in every_frame([s], origin))
+    for group, query in tqdm(grouped, desc="describing queries", unit="img", disable=not progress):
         processed = pipeline.process(query.image, 0)
         descriptors.append(processed.descriptor)
         decided.append(processed.result.candidates)
         query.image = cv2.resize(query.image, (160, 120))  # kept for the report only
         frames.append(query)
+        groups.append(group)
     if not frames:
         raise InputError("the query set is empty")
     scores, ids = database.search(np.stack(descriptors), top_n)
@@ -73,6 +81,9 @@ def evaluate(
             pipeline.localizer, decided, per_query, positions, threshold
         )
         sections["Loop-closure decisions"] = decisions_table(metrics["decisions"])
+    sections["Per group (verified decision)"] = _every_decision(
+        out, frames, groups, decided, positions, per_query["has_match"], threshold, metrics
+    )
     metrics.update(
         {
             "seconds": round(time.perf_counter() - start, 2),
@@ -102,6 +113,16 @@ def evaluate(
         failures=failures,
     )
     return metrics
+
+
+def _every_decision(out, frames, groups, decided, positions, has_match, threshold, metrics) -> str:
+    """queries.csv and the per-group table (also in metrics["groups"])."""
+    answers = [candidate_rows(candidates) for candidates in decided]
+    decisions = query_decisions(answers, positions, has_match, threshold)
+    out.mkdir(parents=True, exist_ok=True)
+    write_queries_csv(out / "queries.csv", [f.name for f in frames], groups, answers, decisions)
+    metrics["groups"] = per_group(groups, decisions)
+    return group_table(metrics["groups"])
 
 
 def _worst_failures(

@@ -12,6 +12,13 @@ import numpy as np
 from ros2_netvlad.errors import NetVLADError
 from ros2_netvlad.evaluation.decisions import decisions_table
 from ros2_netvlad.evaluation.metrics import precision_first, retrieval_metrics
+from ros2_netvlad.evaluation.per_query import decisions as query_decisions
+from ros2_netvlad.evaluation.per_query import (
+    group_table,
+    per_group,
+    table_columns,
+    write_queries_csv,
+)
 from ros2_netvlad.evaluation.report import write_report
 from ros2_netvlad.geometry import angle_between
 from ros2_netvlad.sources.rosbag import PoseLookup, frames, open_bag, stamp_ns
@@ -76,6 +83,13 @@ def score_replay(
             ranked, per_query, query_positions, map_positions, threshold
         )
         sections["Loop-closure decisions"] = decisions_table(metrics["decisions"])
+    answers = [table_columns(t) for t in ranked]
+    decided = query_decisions(answers, query_positions, per_query["has_match"], threshold)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [f"{name}@{stamp}" for stamp in processed]
+    write_queries_csv(out / "queries.csv", names, [name] * len(names), answers, decided)
+    metrics["groups"] = per_group([name] * len(names), decided)
+    sections["Per group (verified decision)"] = group_table(metrics["groups"])
     latencies = np.array([received[s] - published[s] for s in processed]) * 1000
     metrics.update(
         {
