@@ -29,6 +29,7 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from ros2_netvlad.camera import Camera
+from ros2_netvlad.config import LocalizerConfig
 from ros2_netvlad.demo.world_pairs import world_pairs
 from ros2_netvlad.evaluation.geometry import (
     accuracy,
@@ -78,7 +79,7 @@ def cost() -> None:
     """ms per verified candidate: the verification (matching + MAGSAC++ F) and then the pose."""
     from ros2_netvlad.demo.world3d import render, route_pose, world_camera
 
-    camera, settings = world_camera(), FeatureSettings()
+    camera, settings = world_camera(), FeatureSettings(root=LocalizerConfig.root_sift)
     verifier = make_verifier(settings)
     query = verifier.extract(render(route_pose(20.3, 0.4, 0.03), camera)[0])
     rgb, depth = render(route_pose(20.0), camera)
@@ -128,8 +129,9 @@ def stereo() -> None:
 
 
 def labelled_pairs() -> tuple[np.ndarray, np.ndarray]:
-    """(inliers, same place) of every pair among ../shared/realset-hard's images."""
-    settings = FeatureSettings()
+    """(inliers, same place) of every pair among ../shared/realset-hard's images, matched as the
+    localizer matches by default (RootSIFT)."""
+    settings = FeatureSettings(root=LocalizerConfig.root_sift)
     verifier = make_verifier(settings)
     images = []
     for path in sorted((HARD / "pairs").glob("*/*.jpg")) + sorted(HARD.glob("distractors/*")):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ros2_netvlad.config import ArchConfig, DescriberConfig
+from ros2_netvlad.config import ArchConfig, DescriberConfig, LocalizerConfig
 from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.realset import assemble
 from ros2_netvlad.evaluation.realset_hard import assemble_hard
@@ -22,6 +22,10 @@ from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.sources.source import FolderSource
 
 HARD = Path(__file__).resolve().parents[1].parent / "shared" / "realset-hard"
+LEVERS = {  # the same map, matched two ways
+    "sift": LocalizerConfig(),
+    "rootsift": LocalizerConfig(root_sift=True),
+}
 
 
 def map_of(folder: Path, out: Path) -> Path:
@@ -40,25 +44,22 @@ def main() -> None:
         "realset-hard": (hard.map_folder, hard.query_folders),
     }
     print(
-        f"{'set':<17}{'group':<10}{'queries':>8}{'w/ match':>9}{'accepted':>9}{'false':>6}"
-        f"{'recall':>8}{'R@100%P':>9}"
+        f"{'set':<17}{'matching':<10}{'group':<10}{'queries':>8}{'w/ match':>9}"
+        f"{'accepted':>9}{'false':>6}{'recall':>8}{'R@100%P':>9}"
     )
     for name, (map_folder, queries) in runs.items():
-        database = map_of(map_folder, root / f"map_{name.replace(' ', '_')}")
+        slug = name.replace(" ", "_")
+        database = map_of(map_folder, root / f"map_{slug}")
         sources = [FolderSource(folder, folder / "poses.csv") for folder in queries.values()]
-        metrics = evaluate(
-            database,
-            sources,
-            root / f"eval_{name.replace(' ', '_')}",
-            threshold=25.0,
-            progress=False,
-        )
-        for group, g in metrics["groups"].items():
-            print(
-                f"{name:<17}{group:<10}{g['queries']:>8}{g['with_true_match']:>9}"
-                f"{g['accepted']:>9}{g['false']:>6}{g['recall']:>8.3f}"
-                f"{g['recall_at_100_precision']:>9.3f}"
-            )
+        for matching, localizer in LEVERS.items():
+            out = root / f"eval_{slug}_{matching}"
+            metrics = evaluate(database, sources, out, progress=False, localizer=localizer)
+            for group, g in metrics["groups"].items():
+                print(
+                    f"{name:<17}{matching:<10}{group:<10}{g['queries']:>8}"
+                    f"{g['with_true_match']:>9}{g['accepted']:>9}{g['false']:>6}"
+                    f"{g['recall']:>8.3f}{g['recall_at_100_precision']:>9.3f}"
+                )
     print(f"(queries.csv and report.md under {root})")
 
 

@@ -306,6 +306,14 @@ class LocalizerConfig:
             "shortlist entries re-ranked by their local-feature inliers", min=1, max=100
         ),
     )
+    root_sift: bool = field(
+        default=True,
+        metadata=param(
+            "match SIFT features as RootSIFT (Hellinger distance; the stored features are the "
+            "same, so any SIFT map can)",
+            read_only=True,
+        ),
+    )
     min_inliers: int = field(
         default=30,
         metadata=param(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ros2_netvlad.camera import Camera
+from ros2_netvlad.config import LocalizerConfig
 from ros2_netvlad.demo.loop_drive import _another_time
 from ros2_netvlad.demo.world3d import render, route_length, route_pose, world_camera
 from ros2_netvlad.geometry import Pose
@@ -40,7 +41,7 @@ def world_pairs(
     ``neighbours`` nearest frames (``step`` apart); pairs that verify (≥ MIN_INLIERS) only."""
     camera = camera or world_camera()
     rng = np.random.default_rng(seed)
-    settings = FeatureSettings()
+    settings = FeatureSettings(root=LocalizerConfig.root_sift)  # matched as the localizer does
     verifier = make_verifier(settings)
     out = []
     for _ in range(queries):

@@ -95,6 +95,8 @@ class Localizer:
         # a map that stores local features needs them for every keyframe grown online, even when
         # verification is off
         extract = self.features or database.manifest.local_features
+        if extract is not None and extract.method == "sift":
+            extract = replace(extract, root=config.root_sift)
         self._verifier = make_verifier(extract) if extract else None
         self._recent_places: deque[np.ndarray] = deque(maxlen=config.consistency)
         self._keyframes = KeyframeSelector(keyframes)
@@ -172,8 +174,9 @@ class Localizer:
         features, config = self.features, self.config
         if features is None:
             return "off (localizer.verification none, or the map stores no local features)"
+        method = "rootsift" if features.method == "sift" and config.root_sift else features.method
         return (
-            f"{features.method} ({features.max_features} features), top {config.rerank_top_n} "
+            f"{method} ({features.max_features} features), top {config.rerank_top_n} "
             f"re-ranked, verified at >= {config.min_inliers} inliers"
         )
 
@@ -185,7 +188,9 @@ class Localizer:
         """Applies new thresholds and keyframe rules at run time (verification method excepted)."""
         if config.consistency != self.config.consistency:
             self._recent_places = deque(self._recent_places, maxlen=config.consistency)
-        self.config = replace(config, verification=self.config.verification)
+        self.config = replace(
+            config, verification=self.config.verification, root_sift=self.config.root_sift
+        )
         if keyframes is not None:
             self._keyframes.config = keyframes
 

@@ -85,6 +85,12 @@ def mutual_matches(a: Prepared, b: Prepared) -> np.ndarray:
     return torch.stack([rows[keep], nearest[keep]], dim=1).numpy()
 
 
+def root_sift(rows: np.ndarray) -> np.ndarray:
+    """RootSIFT: each row L1-normalised, then its square root (unit L2 norm)."""
+    values = rows.astype(np.float32)
+    return np.sqrt(values / np.maximum(values.sum(axis=1, keepdims=True), 1e-12))
+
+
 class OpenCVVerifier:
     """SIFT (128 uint8 values) or ORB (32 bytes, matched by Hamming distance). OpenCV detectors
     are not thread-safe: one verifier per worker."""
@@ -110,8 +116,11 @@ class OpenCVVerifier:
     def prepare(self, features: LocalFeatures) -> Prepared:
         rows = features.descriptors
         # ORB: one 0/1 per bit, so squared L2 is the Hamming distance and its ratio is plain
-        vectors = np.unpackbits(rows, axis=1) if self.binary else rows
-        return prepared(features, vectors, RATIO**0.5 if self.binary else RATIO)
+        if self.binary:
+            return prepared(features, np.unpackbits(rows, axis=1), RATIO**0.5)
+        if self.settings.root:
+            return prepared(features, root_sift(rows), RATIO)
+        return prepared(features, rows, RATIO)
 
     def evidence(self, query: Prepared, candidate: Prepared, needed: int) -> Evidence:
         return epipolar_evidence(query, candidate, needed)

@@ -85,6 +85,9 @@ class FeatureSettings:
     max_features: int = 768
     max_side: int = 480  # images are shrunk to this longest side first (cost grows with pixels)
     codec: Codec | None = None
+    # how they are matched, not stored (not in the manifest): SIFT as RootSIFT (Arandjelović &
+    # Zisserman 2012: L1-normalise, square root; L2 on it is the Hellinger distance)
+    root: bool = False
 
     def __post_init__(self) -> None:
         if self.max_features < 8 or self.max_side < 64:

@@ -1,0 +1,49 @@
+"""Local evidence: SIFT matched as RootSIFT (the localizer's default; the stored features are the
+same), checked against its definition and on real photographs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ros2_netvlad.config import LocalizerConfig
+from ros2_netvlad.localization.localizer import Localizer
+from ros2_netvlad.maps.database import MapDatabase
+from ros2_netvlad.verification.epipolar import root_sift
+from ros2_netvlad.verification.features import FeatureSettings
+from ros2_netvlad.verification.registry import make_verifier
+
+
+def test_root_sift_is_the_square_root_of_the_l1_normalised_descriptor():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 256, (20, 128)).astype(np.uint8)
+    roots = root_sift(rows)
+    assert np.allclose(np.linalg.norm(roots, axis=1), 1.0, atol=1e-6)
+    p, q = rows[0] / rows[0].sum(), rows[1] / rows[1].sum()
+    hellinger = 2.0 - 2.0 * np.sum(np.sqrt(p * q))  # squared L2 of the roots
+    assert np.sum((roots[0] - roots[1]) ** 2) == pytest.approx(hellinger, rel=1e-5)
+    assert np.all(np.isfinite(root_sift(np.zeros((2, 128), np.uint8))))  # empty descriptors
+
+
+def test_root_sift_verifies_real_revisits_and_refuses_other_places(photos):
+    verifier = make_verifier(FeatureSettings(root=True))
+    moved = np.roll(photos["astronaut"], (12, -20), axis=(0, 1))
+    same = verifier.evidence(
+        verifier.prepare(verifier.extract(moved)),
+        verifier.prepare(verifier.extract(photos["astronaut"])),
+        30,
+    )
+    other = verifier.evidence(
+        verifier.prepare(verifier.extract(photos["coffee"])),
+        verifier.prepare(verifier.extract(photos["astronaut"])),
+        8,
+    )
+    assert same.inliers >= 100 and other.inliers < 15
+
+
+def test_the_localizer_matches_sift_maps_as_root_sift_unless_told(tmp_path):
+    database = MapDatabase.create(4)
+    database.record(local_features=FeatureSettings())
+    assert "rootsift" in Localizer(database).verification_text()
+    plain = Localizer(database, LocalizerConfig(root_sift=False))
+    assert plain.verification_text().startswith("sift")
