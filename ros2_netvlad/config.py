@@ -307,7 +307,7 @@ class LocalizerConfig:
         ),
     )
     root_sift: bool = field(
-        default=True,
+        default=False,
         metadata=param(
             "match SIFT features as RootSIFT (Hellinger distance; the stored features are the "
             "same, so any SIFT map can)",

@@ -1,4 +1,4 @@
-"""Local evidence: SIFT matched as RootSIFT (the localizer's default; the stored features are the
+"""Local evidence: SIFT matched as RootSIFT (localizer.root_sift; the stored features are the
 same), checked against its definition and on real photographs."""
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def test_root_sift_verifies_real_revisits_and_refuses_other_places(photos):
     assert same.inliers >= 100 and other.inliers < 15
 
 
-def test_the_localizer_matches_sift_maps_as_root_sift_unless_told(tmp_path):
+def test_the_localizer_matches_sift_maps_as_root_sift_when_told(tmp_path):
     database = MapDatabase.create(4)
     database.record(local_features=FeatureSettings())
-    assert "rootsift" in Localizer(database).verification_text()
-    plain = Localizer(database, LocalizerConfig(root_sift=False))
-    assert plain.verification_text().startswith("sift")
+    assert Localizer(database).verification_text().startswith("sift")  # the default
+    root = Localizer(database, LocalizerConfig(root_sift=True))
+    assert root.verification_text().startswith("rootsift") and root._verifier.settings.root

@@ -2,7 +2,7 @@
 count and descriptor score by logistic regression. The coefficients are fitted by
 ``benchmarks/geometry.py --fit-p-correct`` on labelled real pairs (docs/slam.md says which) and
 checked there for calibration on held-out pairs. A candidate with fewer than min_inliers mutual
-matches counts 0 inliers (p 0.008); at the default min_inliers (30) p is 0.9997."""
+matches counts 0 inliers (p 0.007); at the default min_inliers (30) p is 0.86."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 
 # logit = a + b·log(1 + inliers) + c·score; fitted on half of the labelled pairs among
 # ../shared/realset-hard's 26 places and 42 distractors, matched as the localizer does by default
-# (SIFT as RootSIFT; inliers 0 below min_inliers mutual matches, as the localizer counts them);
-# the score is not used yet (c = 0): it needs a map's model
-COEFFICIENTS = (-4.851, 3.741, 0.0)
+# (SIFT; inliers 0 below min_inliers mutual matches, as the localizer counts them); the score is
+# not used yet (c = 0): it needs a map's model
+COEFFICIENTS = (-4.984, 1.985, 0.0)
 
 
 def p_correct(inliers: int, score: float, coefficients=COEFFICIENTS) -> float:
