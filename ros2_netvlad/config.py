@@ -306,6 +306,22 @@ class LocalizerConfig:
             "shortlist entries re-ranked by their local-feature inliers", min=1, max=100
         ),
     )
+    lookalike_quantile: float = field(
+        default=0.99,
+        metadata=param(
+            "the map's own look-alikes (its entries against their most similar other places, "
+            "measured at build and save): min_inliers is raised to this quantile of their "
+            "inliers plus lookalike_margin; 0 = off",
+            min=0.0,
+            max=1.0,
+        ),
+    )
+    lookalike_margin: int = field(
+        default=6,
+        metadata=param(
+            "inliers above the look-alikes' quantile (see lookalike_quantile)", min=0, max=1000
+        ),
+    )
     root_sift: bool = field(
         default=False,
         metadata=param(

@@ -170,14 +170,26 @@ class Localizer:
             self.database.record(camera=self.camera)  # a map grown online: the node's camera
         return int(self.database.add(descriptor[None], [entry], local_features=stored)[0])
 
+    @property
+    def min_inliers(self) -> int:
+        """The verification threshold: localizer.min_inliers, raised above the map's own
+        look-alikes (maps/lookalikes.py) when it has measured them."""
+        config, lookalikes = self.config, self.database.manifest.lookalikes
+        if lookalikes is None or config.lookalike_quantile <= 0:
+            return config.min_inliers
+        gate = lookalikes.gate(config.lookalike_quantile, config.lookalike_margin)
+        return max(config.min_inliers, gate)
+
     def verification_text(self) -> str:
         features, config = self.features, self.config
         if features is None:
             return "off (localizer.verification none, or the map stores no local features)"
         method = "rootsift" if features.method == "sift" and config.root_sift else features.method
+        needed = self.min_inliers
+        why = "" if needed == config.min_inliers else " (raised above the map's look-alikes)"
         return (
             f"{method} ({features.max_features} features), top {config.rerank_top_n} "
-            f"re-ranked, verified at >= {config.min_inliers} inliers"
+            f"re-ranked, verified at >= {needed} inliers{why}"
         )
 
     @property
@@ -240,7 +252,7 @@ class Localizer:
         counts below min_inliers are what random matches reach too (MAGSAC++ on unrelated real
         photos: up to ~15), so they never overrule the descriptor: re-ranking can promote a
         candidate only on evidence the decision rule itself trusts."""
-        verifier, needed = self._verifier, self.config.min_inliers
+        verifier, needed = self._verifier, self.min_inliers
         prepared = verifier.prepare(query) if query is not None else None
         ranked = []
         for candidate in candidates:
@@ -250,7 +262,7 @@ class Localizer:
                 if prepared is not None and found is not None
                 else NO_EVIDENCE
             )
-            verified = proof.inliers >= self.config.min_inliers
+            verified = proof.inliers >= needed
             ranked.append(
                 replace(
                     candidate,

@@ -24,6 +24,7 @@ from ros2_netvlad.config_files import resolved
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.imaging import rgb_to_jpeg
 from ros2_netvlad.maps.database import Entry, MapDatabase
+from ros2_netvlad.maps.lookalikes import measure_lookalikes
 from ros2_netvlad.model.checkpoints import checkpoint_bytes, fingerprint
 from ros2_netvlad.model.clustering import initialize_netvlad
 from ros2_netvlad.model.describer import Describer
@@ -279,4 +280,5 @@ def _write(
         [row.jpeg for row in rows] if options.store_images else None,
         [row.features for row in rows] if features else None,
     )
+    database.record(lookalikes=measure_lookalikes(database))  # the gate against its look-alikes
     return database.save(out)

@@ -11,12 +11,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from ros2_netvlad import __version__
 from ros2_netvlad.camera import Camera
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.verification.features import FeatureSettings
 
 FORMAT_VERSION = 1
+
+
+RADIUS = 25.0  # metres: look-alike pairs further apart are other places (evaluation's threshold)
+
+
+@dataclass(frozen=True)
+class Lookalikes:
+    inliers: tuple[int, ...]  # of each measured look-alike pair
+    radius: float = RADIUS
+
+    def gate(self, quantile: float, margin: int) -> int:
+        """The inliers a candidate needs to beat this map's look-alikes."""
+        if not self.inliers:
+            return 0
+        return int(np.ceil(np.quantile(np.array(self.inliers, float), quantile))) + margin
+
+    def to_json(self) -> dict:
+        return {"inliers": list(self.inliers), "radius": self.radius, "pairs": len(self.inliers)}
+
+    @staticmethod
+    def from_json(values: dict) -> "Lookalikes":
+        return Lookalikes(
+            tuple(int(n) for n in values.get("inliers", ())), values.get("radius", RADIUS)
+        )
 
 
 class MapError(InputError):
@@ -40,6 +66,8 @@ class Manifest:
     # the map images' camera (intrinsics, distortion, optical frame on the robot): relative poses
     # need it; maps without one give none (geometry = 0)
     camera: Camera | None = None
+    # the map's own look-alikes (maps/lookalikes.py): inliers its wrong pairs reach
+    lookalikes: Lookalikes | None = None
     format_version: int = FORMAT_VERSION
     others: Mapping[str, Any] = field(default_factory=dict)  # keys this package does not know
 
@@ -52,6 +80,8 @@ class Manifest:
             values["geo_origin"] = list(self.geo_origin)
         if self.camera is not None:
             values["camera"] = self.camera.to_json()
+        if self.lookalikes is not None:
+            values["lookalikes"] = self.lookalikes.to_json()
         return {**others, **{k: v for k, v in values.items() if v is not None}}
 
     @staticmethod
@@ -71,6 +101,8 @@ class Manifest:
             typed["local_features"] = FeatureSettings.from_manifest(typed["local_features"])
         if typed.get("camera"):
             typed["camera"] = Camera.from_json(typed["camera"])
+        if typed.get("lookalikes"):
+            typed["lookalikes"] = Lookalikes.from_json(typed["lookalikes"])
         if typed.get("geo_origin"):
             typed["geo_origin"] = tuple(float(v) for v in typed["geo_origin"])
         others = {k: v for k, v in values.items() if k not in known}

@@ -1,0 +1,69 @@
+"""The map's own look-alikes raise the verification gate: a map whose different places share a
+texture (a self-similar corridor) verifies nothing below what its wrong pairs reach, while a map
+of distinct places keeps the configured floor."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ros2_netvlad.config import LocalizerConfig
+from ros2_netvlad.localization.localizer import Localizer
+from ros2_netvlad.maps.database import Entry, MapDatabase
+from ros2_netvlad.maps.lookalikes import measure_lookalikes
+from ros2_netvlad.maps.manifest import Lookalikes
+from ros2_netvlad.verification.features import FeatureSettings
+from ros2_netvlad.verification.registry import make_verifier
+
+
+def _map(images: list[np.ndarray], positions: list[float], descriptors: np.ndarray) -> MapDatabase:
+    database = MapDatabase.create(descriptors.shape[1])
+    database.record(local_features=FeatureSettings())
+    verifier = make_verifier(FeatureSettings())
+    entries = [Entry(i, "map", (x, 0.0, 0.0)) for i, x in enumerate(positions)]
+    features = [verifier.extract(image) for image in images]
+    database.add(descriptors, entries, None, features)
+    return database
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_distinct_places_keep_the_floor_and_look_alikes_raise_it(photos, tmp_path):
+    names = ["astronaut", "coffee", "chelsea", "rocket"]
+    rng = np.random.default_rng(0)
+    distinct = _map([photos[n] for n in names], [0, 100, 200, 300], _unit(rng.normal(size=(4, 8))))
+    lookalikes = measure_lookalikes(distinct)
+    assert len(lookalikes.inliers) == 4 and max(lookalikes.inliers) < 20
+    distinct.record(lookalikes=lookalikes)
+    assert Localizer(distinct).min_inliers == LocalizerConfig().min_inliers  # the floor
+    # the same façade at two places 100 m apart (nearest to each other by descriptor)
+    twin = np.roll(photos["astronaut"], (10, -15), axis=(0, 1))
+    descriptors = _unit(np.r_[np.ones((2, 8)), rng.normal(size=(2, 8))])
+    corridor = _map([photos["astronaut"], twin, photos["coffee"], photos["rocket"]],
+                    [0, 100, 200, 300], descriptors)  # fmt: skip
+    corridor.record(lookalikes=measure_lookalikes(corridor))
+    localizer = Localizer(corridor)
+    assert localizer.min_inliers > 100  # what the twins reach, plus the margin
+    assert "look-alikes" in localizer.verification_text()
+    # the same façade a third time, at a place the map does not have (the robot explores a new
+    # stretch of the corridor): at the floor it would be a false closure, above the gate it is not
+    elsewhere = cv2.resize(photos["astronaut"], None, fx=0.8, fy=0.8)
+    floor = Localizer(corridor, LocalizerConfig(lookalike_quantile=0.0))
+    assert floor.min_inliers == 30
+    wrong = floor.query(descriptors[0], 10**12, elsewhere).candidates
+    assert any(c.verified for c in wrong)  # what the gate is for
+    assert max(c.inliers for c in wrong) < localizer.min_inliers
+    result = localizer.query(descriptors[0], 10**12, elsewhere)
+    assert result.candidates and not any(c.verified for c in result.candidates)
+    # recorded in the manifest, so a saved map carries its gate
+    loaded = MapDatabase.load(corridor.save(tmp_path / "corridor"))
+    assert loaded.manifest.lookalikes == corridor.manifest.lookalikes
+
+
+def test_the_gate_is_a_quantile_plus_a_margin():
+    lookalikes = Lookalikes(tuple(range(100)))
+    assert lookalikes.gate(0.99, 6) == 99 + 6 and lookalikes.gate(0.5, 0) == 50
+    assert Lookalikes(()).gate(0.99, 6) == 0
+    assert Lookalikes.from_json(lookalikes.to_json()) == lookalikes
