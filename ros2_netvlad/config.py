@@ -322,6 +322,33 @@ class LocalizerConfig:
             "inliers above the look-alikes' quantile (see lookalike_quantile)", min=0, max=1000
         ),
     )
+    sequence_frames: int = field(
+        default=0,
+        metadata=param(
+            "sequence acceptance: this many consecutive frames whose best matches reach "
+            "sequence_min_inliers and agree (within sequence_radius of each other in the map) "
+            "accept a revisit no single frame verifies; 0 or 1 = off",
+            min=0,
+            max=50,
+        ),
+    )
+    sequence_min_inliers: int = field(
+        default=15,
+        metadata=param(
+            "inliers a frame's best match needs to support a sequence (never below the map's "
+            "look-alikes' quantile)",
+            min=8,
+            max=10000,
+        ),
+    )
+    sequence_radius: float = field(
+        default=10.0,
+        metadata=param(
+            "metres between consecutive frames' matches in the map for them to agree",
+            min=0.1,
+            max=10000.0,
+        ),
+    )
     root_sift: bool = field(
         default=False,
         metadata=param(

@@ -11,8 +11,12 @@ import pytest
 import scipy.io
 import yaml
 
+from ros2_netvlad.config import LocalizerConfig
 from ros2_netvlad.demo import world
-from ros2_netvlad.demo.run import DemoConfig, run_demo, summary_text
+from ros2_netvlad.demo.run import IMAGE_TOPIC, ODOM_TOPIC, DemoConfig, run_demo, summary_text
+from ros2_netvlad.evaluation.offline import evaluate as evaluate_offline
+from ros2_netvlad.sources.rosbag import PoseLookup
+from ros2_netvlad.sources.source import BagSource
 from ros2_netvlad.tools import evaluate, slam_eval
 from ros2_netvlad.tools.demo import loop_closures_through_node, replay_through_node
 from rosutil import configure_environment
@@ -61,6 +65,20 @@ def test_verified_loop_closures_are_all_true_in_the_live_replay(demo):
     assert verified["false_loop_closures"] == 0 and verified["precision"] == 1.0, decisions
     assert verified["recall"] >= 0.5, decisions  # of the frames that have a true match
     assert raw["recall_at_100_precision"] <= verified["recall_at_100_precision"] + 1e-9
+
+
+def test_sequence_acceptance_adds_revisits_and_no_false_closure(demo, tmp_path):
+    """Offline through the same Pipeline, traversal 2 in order: two consecutive agreeing frames
+    at >= 12 inliers accept what no single frame verified; nothing false is accepted."""
+    out, summary = demo
+    queries = [BagSource(out / "world" / "traversal2", IMAGE_TOPIC, PoseLookup(ODOM_TOPIC))]
+    config = LocalizerConfig(sequence_frames=2, sequence_min_inliers=12)
+    metrics = evaluate_offline(
+        out / "map", queries, tmp_path / "seq", progress=False, localizer=config
+    )
+    single, sequence = summary["live"]["decisions"]["verified"], metrics["decisions"]["verified"]
+    assert sequence["false_loop_closures"] == 0 and sequence["precision"] == 1.0, sequence
+    assert sequence["recall"] >= single["recall"], (single, sequence)
 
 
 def test_pose_graph_with_the_nodes_loop_closures(demo, tmp_path, capsys):

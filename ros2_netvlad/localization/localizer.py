@@ -19,6 +19,7 @@ from ros2_netvlad.localization.relative_pose import (
     compose_prior,
     verified_pair_pose,
 )
+from ros2_netvlad.localization.sequence import SequenceGate
 from ros2_netvlad.maps.database import Entry, MapDatabase
 from ros2_netvlad.maps.storage import MapError
 from ros2_netvlad.sources.keyframes import KeyframeSelector
@@ -100,6 +101,7 @@ class Localizer:
         self._verifier = make_verifier(extract) if extract else None
         self._recent_places: deque[np.ndarray] = deque(maxlen=config.consistency)
         self._keyframes = KeyframeSelector(keyframes)
+        self._sequence = SequenceGate(config.sequence_frames, config.sequence_radius)
         self.camera: Camera | None = None  # the query camera; set when camera_info arrives
 
     @property
@@ -131,6 +133,8 @@ class Localizer:
         candidates = shortlist.candidates
         if self.verifies:
             candidates = self._reranked(candidates, shortlist.features, features)
+            if self._sequence.on:
+                candidates = self._sequence.decide(candidates, self.weak_floor)
             trusted = [c for c in candidates if c.verified]
         else:
             candidates = [replace(c, rerank_score=c.score) for c in candidates]
@@ -180,6 +184,16 @@ class Localizer:
         gate = lookalikes.gate(config.lookalike_quantile, config.lookalike_margin)
         return max(config.min_inliers, gate)
 
+    @property
+    def weak_floor(self) -> int:
+        """Inliers a frame's best match needs to support a sequence: sequence_min_inliers, and
+        never below what the map's look-alikes reach (their quantile, without the margin)."""
+        config, lookalikes = self.config, self.database.manifest.lookalikes
+        floor = config.sequence_min_inliers
+        if lookalikes is not None and config.lookalike_quantile > 0:
+            floor = max(floor, lookalikes.gate(config.lookalike_quantile, 0))
+        return floor
+
     def verification_text(self) -> str:
         features, config = self.features, self.config
         if features is None:
@@ -187,9 +201,15 @@ class Localizer:
         method = "rootsift" if features.method == "sift" and config.root_sift else features.method
         needed = self.min_inliers
         why = "" if needed == config.min_inliers else " (raised above the map's look-alikes)"
+        sequence = (
+            f", or {config.sequence_frames} consecutive frames at >= {self.weak_floor} agreeing "
+            f"within {config.sequence_radius:g} m"
+            if self._sequence.on
+            else ""
+        )
         return (
             f"{method} ({features.max_features} features), top {config.rerank_top_n} "
-            f"re-ranked, verified at >= {needed} inliers{why}"
+            f"re-ranked, verified at >= {needed} inliers{why}{sequence}"
         )
 
     @property
@@ -200,6 +220,7 @@ class Localizer:
         """Applies new thresholds and keyframe rules at run time (verification method excepted)."""
         if config.consistency != self.config.consistency:
             self._recent_places = deque(self._recent_places, maxlen=config.consistency)
+        self._sequence.resize(config.sequence_frames, config.sequence_radius)
         self.config = replace(
             config, verification=self.config.verification, root_sift=self.config.root_sift
         )
@@ -253,12 +274,14 @@ class Localizer:
         photos: up to ~15), so they never overrule the descriptor: re-ranking can promote a
         candidate only on evidence the decision rule itself trusts."""
         verifier, needed = self._verifier, self.min_inliers
+        # with sequence acceptance weaker evidence counts too: count inliers down to its floor
+        counted = min(needed, self.weak_floor) if self._sequence.on else needed
         prepared = verifier.prepare(query) if query is not None else None
         ranked = []
         for candidate in candidates:
             found = stored.get(candidate.map_id)
             proof = (
-                verifier.evidence(prepared, verifier.prepare(found), needed)
+                verifier.evidence(prepared, verifier.prepare(found), counted)
                 if prepared is not None and found is not None
                 else NO_EVIDENCE
             )
