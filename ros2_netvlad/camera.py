@@ -153,17 +153,28 @@ def camera_info_topic(image_topic: str) -> str:
     return topic.rsplit("/", 1)[0] + "/camera_info" if "/" in topic.strip("/") else "camera_info"
 
 
-def feature_scale(camera: Camera, max_side: int) -> tuple[float, float]:
-    """(sx, sy): how local-feature keypoints (found in the image shrunk to ``max_side`` as the
-    verifiers do) relate to the camera's pixels."""
-    scale = min(1.0, max_side / max(camera.width, camera.height))
-    if scale >= 1.0:
+def image_scale(width: int, height: int, max_side: int, min_side: int = 0) -> float:
+    """How verifiers resize an image before finding its features: shrunk to ``max_side`` on its
+    longest side, or enlarged until its short side reaches ``min_side`` (which wins)."""
+    scale = min(1.0, max_side / max(width, height))
+    if min_side and min(width, height) * scale < min_side:
+        scale = min_side / min(width, height)
+    return scale
+
+
+def feature_scale(camera: Camera, max_side: int, min_side: int = 0) -> tuple[float, float]:
+    """(sx, sy): how local-feature keypoints (found in the image resized as the verifiers do)
+    relate to the camera's pixels."""
+    scale = image_scale(camera.width, camera.height, max_side, min_side)
+    if scale == 1.0:
         return 1.0, 1.0
     return round(camera.width * scale) / camera.width, round(camera.height * scale) / camera.height
 
 
-def keypoints_to_pixels(keypoints: np.ndarray, camera: Camera, max_side: int) -> np.ndarray:
-    sx, sy = feature_scale(camera, max_side)
+def keypoints_to_pixels(
+    keypoints: np.ndarray, camera: Camera, max_side: int, min_side: int = 0
+) -> np.ndarray:
+    sx, sy = feature_scale(camera, max_side, min_side)
     # pixel centres: x_small = (x + 0.5) * s - 0.5
     return (np.asarray(keypoints, np.float64) + 0.5) / np.array([sx, sy]) - 0.5
 

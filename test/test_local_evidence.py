@@ -3,6 +3,7 @@ same), checked against its definition and on real photographs."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -47,3 +48,26 @@ def test_the_localizer_matches_sift_maps_as_root_sift_when_told(tmp_path):
     assert Localizer(database).verification_text().startswith("sift")  # the default
     root = Localizer(database, LocalizerConfig(root_sift=True))
     assert root.verification_text().startswith("rootsift") and root._verifier.settings.root
+
+
+def test_small_frames_can_be_enlarged_before_finding_features(photos):
+    """min_side: a 320x240 frame is enlarged to a 480 px short side; keypoints map back onto the
+    camera's pixels, and the map records it as version 2 (older packages refuse such maps)."""
+    from ros2_netvlad.camera import Camera, image_scale, keypoints_to_pixels
+    from ros2_netvlad.errors import InputError
+
+    small = cv2.resize(photos["astronaut"], (320, 240))
+    assert image_scale(320, 240, 480, 480) == 2.0 and image_scale(1280, 960, 480) == 0.375
+    plain = make_verifier(FeatureSettings()).extract(small)
+    settings = FeatureSettings(min_side=480)
+    enlarged = make_verifier(settings).extract(small)
+    assert enlarged.keypoints[:, 1].max() > 240  # found in the 640x480 image
+    camera = Camera(320, 240, (300, 0, 160, 0, 300, 120, 0, 0, 1))
+    pixels = keypoints_to_pixels(enlarged.keypoints, camera, settings.max_side, settings.min_side)
+    assert pixels.min() > -1 and pixels[:, 0].max() < 320 and pixels[:, 1].max() < 240
+    assert len(plain) and len(enlarged)
+    recorded = settings.manifest()
+    assert recorded["version"] == 2 and FeatureSettings.from_manifest(recorded).min_side == 480
+    assert FeatureSettings().manifest()["version"] == 1  # unchanged for maps without it
+    with pytest.raises(InputError, match="version 3"):
+        FeatureSettings.from_manifest({**recorded, "version": 3})

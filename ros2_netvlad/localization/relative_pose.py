@@ -88,7 +88,7 @@ def relative_pose(
 
 def verified_pair_pose(
     evidence, query: LocalFeatures, found: LocalFeatures, query_camera: Camera,
-    map_camera: Camera, max_side: int,
+    map_camera: Camera, max_side: int, min_side: int = 0,
 ) -> RelativePose | None:  # fmt: skip
     """The relative pose from a verifier's evidence (its inlier ``pairs``) between the query's
     features and a map entry's (with their stored depths, if any)."""
@@ -97,8 +97,8 @@ def verified_pair_pose(
         return None
     depth = None if found.depths is None else found.depths[pairs[:, 1]]
     correspondences = Correspondences(
-        keypoints_to_pixels(query.keypoints[pairs[:, 0]], query_camera, max_side),
-        keypoints_to_pixels(found.keypoints[pairs[:, 1]], map_camera, max_side),
+        keypoints_to_pixels(query.keypoints[pairs[:, 0]], query_camera, max_side, min_side),
+        keypoints_to_pixels(found.keypoints[pairs[:, 1]], map_camera, max_side, min_side),
         depth,
     )
     return relative_pose(correspondences, query_camera, map_camera)

@@ -89,6 +89,12 @@ def parser() -> argparse.ArgumentParser:
         default=FeatureSettings.max_features,
         help=f"features per image ({FeatureSettings.max_features})",
     )
+    p.add_argument(
+        "--local-min-side",
+        type=int,
+        default=0,
+        help="enlarge smaller frames to this short side before finding local features (0 = off)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -120,7 +126,9 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         store_images=args.store_images,
         local_features=None
         if args.local_features == "none"
-        else FeatureSettings(args.local_features, args.local_max_features),
+        else FeatureSettings(
+            args.local_features, args.local_max_features, min_side=args.local_min_side
+        ),
         camera=camera_file(args),
         progress=not args.no_progress,
     )

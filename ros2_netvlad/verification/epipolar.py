@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from ros2_netvlad.camera import image_scale
 from ros2_netvlad.verification.features import Codec, LocalFeatures
 
 MIN_MATCHES = 8  # the fundamental matrix needs eight correspondences
@@ -103,9 +104,11 @@ class OpenCVVerifier:
 
     def extract(self, rgb: np.ndarray) -> LocalFeatures:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
-        scale = min(1.0, self.settings.max_side / max(gray.shape[:2]))
-        if scale < 1.0:
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = gray.shape[:2]
+        scale = image_scale(w, h, self.settings.max_side, self.settings.min_side)
+        if scale != 1.0:
+            smaller = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=smaller)
         keypoints, descriptors = self._detector.detectAndCompute(gray, None)
         if descriptors is None or not keypoints:
             return LocalFeatures.empty(self.codec)

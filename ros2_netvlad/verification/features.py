@@ -13,6 +13,9 @@ from ros2_netvlad.camera import Camera, keypoint_depths, keypoints_to_pixels
 from ros2_netvlad.errors import InputError
 
 FORMAT_VERSION = 1  # of the stored blobs: float32 keypoints, descriptor rows of `Codec.dtype`
+# version 2: the same blobs, keypoints found in images enlarged to a short side of `min_side`
+# (older packages must refuse such maps: they would not enlarge their queries)
+READ_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,11 @@ class LocalFeatures:
         depths = 0 if self.depths is None else self.depths.nbytes
         return self.keypoints.nbytes + self.descriptors.nbytes + depths
 
-    def with_depths(self, depth: np.ndarray, camera: Camera, max_side: int) -> "LocalFeatures":
+    def with_depths(
+        self, depth: np.ndarray, camera: Camera, max_side: int, min_side: int = 0
+    ) -> "LocalFeatures":
         """These features with the depth at each keypoint, from an aligned depth image (metres)."""
-        pixels = keypoints_to_pixels(self.keypoints, camera, max_side)
+        pixels = keypoints_to_pixels(self.keypoints, camera, max_side, min_side)
         return LocalFeatures(self.keypoints, self.descriptors, keypoint_depths(pixels, depth))
 
     @staticmethod
@@ -85,6 +90,7 @@ class FeatureSettings:
     max_features: int = 768
     max_side: int = 480  # images are shrunk to this longest side first (cost grows with pixels)
     codec: Codec | None = None
+    min_side: int = 0  # …or enlarged to this short side (small frames have too few features)
     # how they are matched, not stored (not in the manifest): SIFT as RootSIFT (Arandjelović &
     # Zisserman 2012: L1-normalise, square root; L2 on it is the Hellinger distance)
     root: bool = False
@@ -92,6 +98,8 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         if self.max_features < 8 or self.max_side < 64:
             raise InputError("local features need max_features >= 8 and max_side >= 64")
+        if self.min_side and not 64 <= self.min_side <= 4096:
+            raise InputError(f"local features min_side must be 0 or 64..4096, got {self.min_side}")
 
     def manifest(self) -> dict:
         codec = self.codec or Codec()
@@ -99,21 +107,26 @@ class FeatureSettings:
             "method": self.method,
             "max_features": self.max_features,
             "max_side": self.max_side,
-            "version": FORMAT_VERSION,
+            "min_side": self.min_side,
+            "version": 2 if self.min_side else FORMAT_VERSION,
             "dtype": codec.dtype,
             "width": codec.width,
         }
 
     @staticmethod
     def from_manifest(manifest: dict) -> "FeatureSettings":
-        if manifest.get("version") != FORMAT_VERSION:
+        if manifest.get("version") not in READ_VERSIONS:
             raise InputError(
                 f"stored local features are version {manifest.get('version')}, this package "
-                f"reads {FORMAT_VERSION}; rebuild the map with build_map"
+                f"reads {', '.join(map(str, READ_VERSIONS))}; rebuild the map with build_map"
             )
         # maps written before the codec was recorded hold SIFT (128) or ORB (32) uint8 rows
         legacy_width = 32 if manifest["method"] == "orb" else 128
         codec = Codec(manifest.get("dtype", "uint8"), int(manifest.get("width", legacy_width)))
         return FeatureSettings(
-            manifest["method"], manifest["max_features"], manifest["max_side"], codec
+            manifest["method"],
+            manifest["max_features"],
+            manifest["max_side"],
+            codec,
+            min_side=int(manifest.get("min_side", 0)),
         )
