@@ -434,7 +434,7 @@ def test_a_monocular_closure_is_a_rotation_and_bearing_factor():
     rotation and moves it onto the measured bearing (the scale comes from elsewhere)."""
     import gtsam
 
-    from ros2_netvlad.evaluation.slam import Closure, Link, SlamConfig, direction_factor
+    from ros2_netvlad.evaluation.pose_graph import Closure, Link, SlamConfig, direction_factor
 
     first = Pose((0, 0, 0))
     second = Pose((1.0, 0.5, 0.0), Rotation.from_euler("z", 10, degrees=True).as_quat())

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from ros2_netvlad.errors import edge
-from ros2_netvlad.evaluation.slam import FACTORS, KERNELS, SlamConfig, SlamInputs, slam_eval
+from ros2_netvlad.evaluation.pose_graph import FACTORS, KERNELS, SlamConfig
+from ros2_netvlad.evaluation.slam import SlamInputs, slam_eval
 
 
 @edge("slam_eval")
