@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from ros2_netvlad.config import from_dict
+from ros2_netvlad.config_rules import from_dict
 
 T = TypeVar("T")
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from ros2_netvlad.config import ConfigError, DescriberConfig
+from ros2_netvlad.config import DescriberConfig
+from ros2_netvlad.config_rules import ConfigError
 
 # What `auto` / 0 become when neither the caller nor a map says otherwise.
 RESIZE_DEFAULTS = {"resize": "max_side", "max_side": 640, "width": 640, "height": 480}

@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from ros2_netvlad.config import ConfigError, LocalizerConfig, from_dict
+from ros2_netvlad.config import LocalizerConfig
+from ros2_netvlad.config_rules import ConfigError, from_dict
 from ros2_netvlad.ros.params import SECTIONS
 from ros2_netvlad.training.config import TrainConfig
 

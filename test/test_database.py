@@ -11,7 +11,8 @@ import faiss
 import numpy as np
 import pytest
 
-from ros2_netvlad.config import ConfigError, DatabaseConfig
+from ros2_netvlad.config import DatabaseConfig
+from ros2_netvlad.config_rules import ConfigError
 from ros2_netvlad.maps.database import ENTRIES, INDEX, MANIFEST, Entry, MapDatabase, MapError
 
 

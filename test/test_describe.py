@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import random_vgg_model
-from ros2_netvlad.config import ConfigError, DescriberConfig
+from ros2_netvlad.config import DescriberConfig
+from ros2_netvlad.config_rules import ConfigError
 from ros2_netvlad.errors import DeviceError
 from ros2_netvlad.model.describer import Describer, describe_all
 

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ros2_netvlad"
 LEAVES = {
     "config",
     "config_files",
+    "config_rules",
     "resize",
     "geometry",
     "imaging",

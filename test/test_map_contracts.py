@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ros2_netvlad.config import ConfigError, DescriberConfig
+from ros2_netvlad.config import DescriberConfig
+from ros2_netvlad.config_rules import ConfigError
 from ros2_netvlad.demo import messages, world
 from ros2_netvlad.demo.run import map_of_bag
 from ros2_netvlad.maps.database import MapDatabase

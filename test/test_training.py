@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from conftest import random_vgg_model
-from ros2_netvlad.config import ArchConfig, ConfigError
+from ros2_netvlad.config import ArchConfig
+from ros2_netvlad.config_rules import ConfigError
 from ros2_netvlad.demo import world
 from ros2_netvlad.model.checkpoints import read_checkpoint
 from ros2_netvlad.model.netvlad import build_model

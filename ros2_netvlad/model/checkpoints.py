@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from ros2_netvlad import __version__
-from ros2_netvlad.config import ArchConfig, from_dict
+from ros2_netvlad.config import ArchConfig
+from ros2_netvlad.config_rules import from_dict
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.model.netvlad import PlaceNet, build_model
 from ros2_netvlad.model.preprocessing import Preprocessing

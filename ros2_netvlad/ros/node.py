@@ -23,7 +23,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from ros2_netvlad.config import ConfigError
+from ros2_netvlad.config_rules import ConfigError
 from ros2_netvlad.errors import NetVLADError, say
 from ros2_netvlad.imaging import ImageDecodeError, message_to_rgb
 from ros2_netvlad.localization.localizer import Localizer

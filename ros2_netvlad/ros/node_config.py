@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera
-from ros2_netvlad.config import check, check_choice, check_ranges, param
+from ros2_netvlad.config_rules import check, check_choice, check_ranges, param
 from ros2_netvlad.errors import InputError
 
 MODES = ("localize", "loop_closure")

@@ -11,14 +11,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ros2_netvlad.config import (
-    ConfigError,
-    DatabaseConfig,
-    DescriberConfig,
-    KeyframeConfig,
-    LocalizerConfig,
-    from_dict,
-)
+from ros2_netvlad.config import DatabaseConfig, DescriberConfig, KeyframeConfig, LocalizerConfig
+from ros2_netvlad.config_rules import ConfigError, from_dict
 from ros2_netvlad.ros.node_config import NodeConfig
 
 SECTIONS: dict[str, type] = {

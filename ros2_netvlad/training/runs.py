@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ros2_netvlad.config import ConfigError, from_dict
 from ros2_netvlad.config_files import write_resolved_config
+from ros2_netvlad.config_rules import ConfigError, from_dict
 from ros2_netvlad.evaluation.report import training_curves
 from ros2_netvlad.model.checkpoints import (
     WeightsError,
