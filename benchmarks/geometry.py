@@ -83,7 +83,7 @@ def cost() -> None:
     verifier = make_verifier(settings)
     query = verifier.extract(render(route_pose(20.3, 0.4, 0.03), camera)[0])
     rgb, depth = render(route_pose(20.0), camera)
-    found = verifier.extract(rgb).with_depths(depth, camera, settings.max_side)
+    found = verifier.extract(rgb).with_depths(depth, camera, settings)
     prepared_query, prepared_found = verifier.prepare(query), verifier.prepare(found)
     timings = {"verification": [], "metric pose": [], "monocular pose": []}
     mono = type(found)(found.keypoints, found.descriptors, None)
@@ -93,7 +93,7 @@ def cost() -> None:
         timings["verification"].append(time.perf_counter() - started)
         for key, stored in (("metric pose", found), ("monocular pose", mono)):
             started = time.perf_counter()
-            verified_pair_pose(evidence, query, stored, camera, camera, settings.max_side)
+            verified_pair_pose(evidence, query, stored, camera, camera, settings)
             timings[key].append(time.perf_counter() - started)
     print(
         f"\ncost per verified candidate ({evidence.inliers} inliers, "
@@ -118,7 +118,7 @@ def stereo() -> None:
 
     a, b = verifier.extract(left), verifier.extract(right)
     evidence = verifier.evidence(verifier.prepare(b), verifier.prepare(a), 30)
-    estimate = verified_pair_pose(evidence, b, a, camera(1307.839), camera(1176.728), 480)
+    estimate = verified_pair_pose(evidence, b, a, camera(1307.839), camera(1176.728), settings)
     rotation = np.degrees(Rotation.from_quat(estimate.pose.orientation).magnitude())
     direction = np.degrees(np.arccos(np.clip(estimate.pose.position[0], -1, 1)))
     print(

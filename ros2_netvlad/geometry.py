@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from ros2_netvlad.errors import InputError
 
@@ -28,6 +29,17 @@ class Pose:
     def inverse(self) -> "Pose":
         conjugate = self.orientation * np.array([-1.0, -1.0, -1.0, 1.0])
         return Pose(-rotate(conjugate, self.position), conjugate)
+
+    def matrix(self) -> np.ndarray:
+        """The 4×4 homogeneous transform."""
+        out = np.eye(4)
+        out[:3, :3] = Rotation.from_quat(self.orientation).as_matrix()
+        out[:3, 3] = self.position
+        return out
+
+    @staticmethod
+    def from_matrix(matrix: np.ndarray) -> "Pose":
+        return Pose(matrix[:3, 3], Rotation.from_matrix(matrix[:3, :3]).as_quat())
 
     def compose(self, other: "Pose") -> "Pose":
         """self ∘ other: ``other`` expressed in self's parent frame."""
@@ -80,6 +92,14 @@ def average_quaternions(quaternions: np.ndarray, weights: np.ndarray | None = No
     matrix = (q * w[:, None]).T @ q
     mean = np.linalg.eigh(matrix)[1][:, -1]
     return mean if mean[3] >= 0 else -mean
+
+
+def perpendicular_basis(direction: np.ndarray) -> np.ndarray:
+    """3×2 orthonormal basis of the plane perpendicular to a unit vector (a bearing's tangent)."""
+    helper = np.eye(3)[np.argmin(np.abs(direction))]
+    first = np.cross(direction, helper)
+    first /= np.linalg.norm(first)
+    return np.c_[first, np.cross(direction, first)]
 
 
 def yaw_quaternion(yaw: float) -> np.ndarray:

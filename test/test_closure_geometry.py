@@ -238,7 +238,7 @@ def test_a_real_stereo_pair_gives_identity_rotation_and_a_sideways_baseline():
         map_features,
         camera(1307.839),
         camera(1176.728),
-        settings.max_side,
+        settings,
     )
     assert estimate is not None and estimate.geometry == GEOMETRY_DIRECTION
     rotation = np.degrees(Rotation.from_quat(estimate.pose.orientation).magnitude())

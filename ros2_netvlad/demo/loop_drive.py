@@ -98,7 +98,7 @@ def write_loop_drive(
             bag.write(ODOM_TOPIC, messages.odometry(odom, stamp, frame_id="odom"), stamp)
             bag.write(TRUTH_TOPIC, messages.odometry(true, stamp), stamp)
             rgb, metres = render(true, camera)
-            view = _another_time(rgb, rng) if lap > 0 else rgb
+            view = under_other_light(rgb, rng) if lap > 0 else rgb
             bag.write(CAMERA_INFO_TOPIC, messages.camera_info(camera, stamp, OPTICAL), stamp)
             if depth:
                 depth_msg = messages.depth_image(metres, stamp, OPTICAL, encoding=depth)
@@ -108,7 +108,7 @@ def write_loop_drive(
     return stamps
 
 
-def _another_time(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def under_other_light(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The revisit under other light: brightness, colour cast and sensor noise."""
     out = view.astype(np.float32) * rng.uniform(0.7, 1.2)
     out *= rng.uniform(0.9, 1.1, size=3).astype(np.float32)

@@ -13,7 +13,6 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from ros2_netvlad.camera import OPTICAL_IN_BODY, Camera
 from ros2_netvlad.demo.world import place_image, places
@@ -124,13 +123,7 @@ def route_length(radius: float = 3.0) -> float:
 
 def camera_pose(base: Pose, camera: Camera) -> np.ndarray:
     """4×4 optical frame in the world."""
-    mount = np.eye(4)
-    mount[:3, :3] = Rotation.from_quat(camera.to_base[3:]).as_matrix()
-    mount[:3, 3] = camera.to_base[:3]
-    body = np.eye(4)
-    body[:3, :3] = Rotation.from_quat(base.orientation).as_matrix()
-    body[:3, 3] = base.position
-    return body @ mount
+    return base.matrix() @ Pose(camera.to_base[:3], camera.to_base[3:]).matrix()
 
 
 def render(base: Pose, camera: Camera) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ros2_netvlad.camera import Camera
 from ros2_netvlad.config import LocalizerConfig
-from ros2_netvlad.demo.loop_drive import _another_time
+from ros2_netvlad.demo.loop_drive import under_other_light
 from ros2_netvlad.demo.world3d import render, route_length, route_pose, world_camera
 from ros2_netvlad.geometry import Pose
 from ros2_netvlad.localization.relative_pose import RelativePose, verified_pair_pose
@@ -47,7 +47,7 @@ def world_pairs(
     for _ in range(queries):
         along = rng.uniform(0, route_length())
         query_pose = route_pose(along + 0.0, rng.uniform(-0.6, 0.6), rng.uniform(-0.08, 0.08))
-        query_rgb = _another_time(render(query_pose, camera)[0], rng)
+        query_rgb = under_other_light(render(query_pose, camera)[0], rng)
         query = verifier.extract(query_rgb)
         prepared = verifier.prepare(query)
         nearest = np.round(along / step) * step
@@ -57,10 +57,10 @@ def world_pairs(
             map_rgb, map_depth = render(map_pose, camera)
             found = verifier.extract(map_rgb)
             if depth:
-                found = found.with_depths(map_depth, camera, settings.max_side)
+                found = found.with_depths(map_depth, camera, settings)
             evidence = verifier.evidence(prepared, verifier.prepare(found), MIN_INLIERS)
             if evidence.inliers < MIN_INLIERS:
                 continue
-            estimate = verified_pair_pose(evidence, query, found, camera, camera, settings.max_side)
+            estimate = verified_pair_pose(evidence, query, found, camera, camera, settings)
             out.append(WorldPair(map_pose, query_pose, evidence.inliers, estimate))
     return out

@@ -11,7 +11,7 @@ import gtsam
 import numpy as np
 
 from ros2_netvlad.errors import InputError
-from ros2_netvlad.geometry import Pose
+from ros2_netvlad.geometry import Pose, perpendicular_basis
 
 KERNELS = ("cauchy", "dcs", "huber", "none")
 FACTORS = ("relative", "identity")
@@ -131,9 +131,7 @@ def direction_factor(link: Link, config: SlamConfig, loosen: bool = False):
     closure = link.closure
     rotation = _pose3(closure.relative).rotation()
     direction = closure.relative.position / np.linalg.norm(closure.relative.position)
-    helper = np.eye(3)[np.argmin(np.abs(direction))]
-    b1 = np.cross(direction, helper)
-    basis = np.c_[b1 / np.linalg.norm(b1), np.cross(direction, b1 / np.linalg.norm(b1))]
+    basis = perpendicular_basis(direction)
     turn = rotation.matrix()
     covariance = np.zeros((5, 5))
     covariance[:3, :3] = closure.covariance[3:, 3:]

@@ -46,10 +46,6 @@ class Candidate:
     def position(self) -> np.ndarray:
         return np.asarray(self.entry.position)
 
-    @property
-    def geometry(self) -> int:
-        return GEOMETRY_NONE if self.relative is None else self.relative.geometry
-
 
 @dataclass(frozen=True)
 class PosePrior:
@@ -169,9 +165,7 @@ class Localizer:
             stored = [features]
             settings = self.database.manifest.local_features
             if depth is not None and self.camera is not None:
-                stored = [
-                    features.with_depths(depth, self.camera, settings.max_side, settings.min_side)
-                ]
+                stored = [features.with_depths(depth, self.camera, settings)]
         if self.database.manifest.camera is None and self.camera is not None:
             self.database.record(camera=self.camera)  # a map grown online: the node's camera
         return int(self.database.add(descriptor[None], [entry], local_features=stored)[0])
@@ -306,10 +300,7 @@ class Localizer:
         cameras = self.camera, self.database.manifest.camera
         if None in cameras:
             return None
-        features = self.features
-        return verified_pair_pose(
-            proof, query, found, *cameras, features.max_side, features.min_side
-        )
+        return verified_pair_pose(proof, query, found, *cameras, self.features)
 
     def _consistent(self, candidates: list[Candidate]) -> bool:
         """True when the last ``consistency`` frames all had a best match at the same place."""

@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ros2_netvlad.camera import Camera, keypoints_to_pixels
-from ros2_netvlad.geometry import Pose
-from ros2_netvlad.verification.features import LocalFeatures
+from ros2_netvlad.camera import Camera
+from ros2_netvlad.geometry import Pose, perpendicular_basis
+from ros2_netvlad.verification.features import FeatureSettings, LocalFeatures
 
 GEOMETRY_NONE, GEOMETRY_DIRECTION, GEOMETRY_METRIC = 0, 1, 2
 MIN_DIRECTION_POINTS = 12  # the essential matrix needs 5; a covariance wants many more
@@ -41,10 +41,10 @@ OFF_PLANE = 12  # pairs off the dominant plane that the essential matrix needs
 AMBIGUOUS = 0.75  # a second plane decomposition this good leaves the pose undetermined
 SCALE_UNKNOWN = 1.0e6  # m², variance along a monocular translation direction
 BOOTSTRAP = 40  # resampled inlier sets for the metric covariance
-# Metric: Hessian + bootstrap, no factor. Monocular: the Sampson Hessian alone, doubled for the
-# second image's noise (a bootstrap there cost ~15 ms and did not shorten the tail).
-# benchmarks/geometry.py checks both on the 3-D world.
-INFLATION = {GEOMETRY_METRIC: 1.0, GEOMETRY_DIRECTION: 2.0}
+# Monocular: the Sampson Hessian counts one image's noise, doubled for the second's (a bootstrap,
+# as metric poses have, cost ~15 ms there and did not shorten the tail). benchmarks/geometry.py
+# checks both on the 3-D world.
+DIRECTION_INFLATION = 2.0
 
 
 @dataclass(frozen=True)
@@ -88,17 +88,17 @@ def relative_pose(
 
 def verified_pair_pose(
     evidence, query: LocalFeatures, found: LocalFeatures, query_camera: Camera,
-    map_camera: Camera, max_side: int, min_side: int = 0,
+    map_camera: Camera, settings: FeatureSettings,
 ) -> RelativePose | None:  # fmt: skip
     """The relative pose from a verifier's evidence (its inlier ``pairs``) between the query's
-    features and a map entry's (with their stored depths, if any)."""
+    features and a map entry's (with their stored depths, if any), both found with ``settings``."""
     pairs = getattr(evidence, "pairs", None)
     if pairs is None or not len(pairs):
         return None
     depth = None if found.depths is None else found.depths[pairs[:, 1]]
     correspondences = Correspondences(
-        keypoints_to_pixels(query.keypoints[pairs[:, 0]], query_camera, max_side, min_side),
-        keypoints_to_pixels(found.keypoints[pairs[:, 1]], map_camera, max_side, min_side),
+        settings.pixels(query.keypoints[pairs[:, 0]], query_camera),
+        settings.pixels(found.keypoints[pairs[:, 1]], map_camera),
         depth,
     )
     return relative_pose(correspondences, query_camera, map_camera)
@@ -127,7 +127,7 @@ def _metric(points: np.ndarray, query: np.ndarray, focal: float):
     if covariance is None:
         return None
     rotation_q, position_q = rotation.T, -rotation.T @ tvec.ravel()  # the query camera
-    return (rotation_q, position_q), covariance * INFLATION[GEOMETRY_METRIC], len(inliers)
+    return (rotation_q, position_q), covariance, len(inliers)
 
 
 def _pnp_covariance(points, pixels, map_to_query, focal) -> np.ndarray | None:
@@ -193,7 +193,7 @@ def _direction(mapped: np.ndarray, query: np.ndarray, focal: float):
     )
     if covariance is None:
         return None
-    return (rotation_q, direction), covariance * INFLATION[GEOMETRY_DIRECTION], int(inliers.sum())
+    return (rotation_q, direction), covariance * DIRECTION_INFLATION, int(inliers.sum())
 
 
 def _from_homography(h, k, a, b):
@@ -236,20 +236,12 @@ def _sampson(rotation_q, direction, mapped, query) -> np.ndarray:
     return numerator / np.sqrt(ex1[:, 0] ** 2 + ex1[:, 1] ** 2 + etx2[:, 0] ** 2 + etx2[:, 1] ** 2)
 
 
-def _tangent(direction: np.ndarray) -> np.ndarray:
-    """3×2 orthonormal basis perpendicular to a unit vector."""
-    helper = np.eye(3)[np.argmin(np.abs(direction))]
-    b1 = np.cross(direction, helper)
-    b1 /= np.linalg.norm(b1)
-    return np.c_[b1, np.cross(direction, b1)]
-
-
 def _refine_direction(rotation_q, direction, mapped, query, iterations: int = 3):
     """Gauss-Newton on the Sampson error over rotation (3) and direction (2), then the 6×6
     covariance of the pose with the scale left unknown."""
 
     def moved(p: np.ndarray):
-        d = direction + _tangent(direction) @ p[3:]
+        d = direction + perpendicular_basis(direction) @ p[3:]
         return rotation_q @ _rot(p[:3]), d / np.linalg.norm(d)
 
     for _ in range(iterations):
@@ -262,7 +254,7 @@ def _refine_direction(rotation_q, direction, mapped, query, iterations: int = 3)
         return rotation_q, direction, None
     # translation tangent of the right perturbation: v = Rᵀ δt, δt = B α (+ scale along d)
     lift = np.zeros((6, 5))
-    lift[:3, 3:] = rotation_q.T @ _tangent(direction)
+    lift[:3, 3:] = rotation_q.T @ perpendicular_basis(direction)
     lift[3:, :3] = np.eye(3)
     covariance = lift @ covariance5 @ lift.T
     along = rotation_q.T @ direction
@@ -297,17 +289,6 @@ def _gauss_newton_covariance(residuals, n: int) -> np.ndarray | None:
     return variance * np.linalg.inv(information)
 
 
-def _matrix(pose: Pose) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = Rotation.from_quat(pose.orientation).as_matrix()
-    out[:3, 3] = pose.position
-    return out
-
-
-def _pose(matrix: np.ndarray) -> Pose:
-    return Pose(matrix[:3, 3], Rotation.from_matrix(matrix[:3, :3]).as_quat())
-
-
 def adjoint(matrix: np.ndarray) -> np.ndarray:
     """Adjoint of a rigid transform, ROS order (translation, rotation): Exp(Ad ξ) = T Exp(ξ) T⁻¹."""
     rotation, t = matrix[:3, :3], matrix[:3, 3]
@@ -324,13 +305,13 @@ def _in_robot_frames(camera_pose, covariance, inliers, kind, query_camera, map_c
     A monocular pose has no scale, so only the extrinsics' rotations apply to it."""
     relative = np.eye(4)
     relative[:3, :3], relative[:3, 3] = camera_pose
-    b_map = _matrix(Pose(map_camera.to_base[:3], map_camera.to_base[3:]))
-    b_query = _matrix(Pose(query_camera.to_base[:3], query_camera.to_base[3:]))
+    b_map = Pose(map_camera.to_base[:3], map_camera.to_base[3:]).matrix()
+    b_query = Pose(query_camera.to_base[:3], query_camera.to_base[3:]).matrix()
     if kind == GEOMETRY_DIRECTION:
         b_map[:3, 3] = b_query[:3, 3] = 0.0
     in_robots = b_map @ relative @ np.linalg.inv(b_query)
     spread = adjoint(b_query)
-    return RelativePose(_pose(in_robots), spread @ covariance @ spread.T, kind, inliers)
+    return RelativePose(Pose.from_matrix(in_robots), spread @ covariance @ spread.T, kind, inliers)
 
 
 def compose_prior(entry: Pose, relative: RelativePose) -> tuple[Pose, np.ndarray]:
@@ -338,8 +319,8 @@ def compose_prior(entry: Pose, relative: RelativePose) -> tuple[Pose, np.ndarray
     frame as PoseWithCovariance wants it (position and rotation errors about the map's axes):
     Σ_map = diag(R, R) Σ diag(R, R)ᵀ, R the composed orientation. A monocular relative pose
     corrects the rotation only: the position stays the entry's."""
-    matrix = _matrix(entry) @ _matrix(relative.pose)
+    matrix = entry.matrix() @ relative.pose.matrix()
     if relative.geometry == GEOMETRY_DIRECTION:
         matrix[:3, 3] = entry.position
     rotation = np.kron(np.eye(2), matrix[:3, :3])
-    return _pose(matrix), rotation @ relative.covariance @ rotation.T
+    return Pose.from_matrix(matrix), rotation @ relative.covariance @ rotation.T

@@ -199,9 +199,7 @@ def _describe(
         for n, frame in frames_of(sources, keys, decoding):
             features = extractor(frame.image) if extractor else None
             if features is not None and frame.depth is not None and camera is not None:
-                features = features.with_depths(
-                    frame.depth, camera, settings.max_side, settings.min_side
-                )
+                features = features.with_depths(frame.depth, camera, settings)
             frame.image, frame.depth = describer.resize(frame.image), None
             yield n, frame, features
 

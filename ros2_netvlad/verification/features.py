@@ -35,10 +35,11 @@ class LocalFeatures:
         return self.keypoints.nbytes + self.descriptors.nbytes + depths
 
     def with_depths(
-        self, depth: np.ndarray, camera: Camera, max_side: int, min_side: int = 0
+        self, depth: np.ndarray, camera: Camera, settings: "FeatureSettings"
     ) -> "LocalFeatures":
-        """These features with the depth at each keypoint, from an aligned depth image (metres)."""
-        pixels = keypoints_to_pixels(self.keypoints, camera, max_side, min_side)
+        """These features (found with ``settings``) with the depth at each keypoint, from an
+        aligned depth image (metres)."""
+        pixels = settings.pixels(self.keypoints, camera)
         return LocalFeatures(self.keypoints, self.descriptors, keypoint_depths(pixels, depth))
 
     @staticmethod
@@ -100,6 +101,10 @@ class FeatureSettings:
             raise InputError("local features need max_features >= 8 and max_side >= 64")
         if self.min_side and not 64 <= self.min_side <= 4096:
             raise InputError(f"local features min_side must be 0 or 64..4096, got {self.min_side}")
+
+    def pixels(self, keypoints: np.ndarray, camera: Camera) -> np.ndarray:
+        """Keypoints found with these settings → the camera's full-size pixels."""
+        return keypoints_to_pixels(keypoints, camera, self.max_side, self.min_side)
 
     def manifest(self) -> dict:
         codec = self.codec or Codec()
