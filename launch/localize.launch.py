@@ -26,7 +26,11 @@ ARGUMENTS = {  # name: (default, description)
     "namespace": ("", "node namespace"),
     "use_sim_time": ("", "true: message time from /clock (housekeeping stays on a steady clock)"),
     "mode": ("", "localize | loop_closure; empty = the params file's"),
-    "odom_topic": ("odom", "odometry topic (loop_closure mode), relative to the namespace"),
+    "odom_topic": (
+        "odom",
+        "odometry topic (revisit tracking; keyframe poses in loop_closure mode), relative to "
+        "the namespace",
+    ),
     "map_frame": ("", "frame_id of published poses; empty = the params file's (auto)"),
     "camera_info_topic": ("", "CameraInfo; empty = the image topic's sibling (.../camera_info)"),
     "depth_topic": ("depth", "aligned depth image (16UC1 mm or 32FC1 m), loop_closure mode"),

@@ -311,8 +311,20 @@ class LocalizerConfig:
     sequence_radius: float = field(
         default=10.0,
         metadata=param(
-            "metres between consecutive frames' matches in the map for them to agree",
+            "metres a frame's match may lie from where the previous match (and the odometry "
+            "between the frames) puts it, for the frames to agree",
             min=0.1,
+            max=10000.0,
+        ),
+    )
+    sequence_track_distance: float = field(
+        default=50.0,
+        metadata=param(
+            "odometry tracking: for this many metres of odometry after an accepted closure, a "
+            "frame's candidate (one of its top_k) where the odometry puts the robot in the map, "
+            "within sequence_radius (+10 % of the distance), is accepted too; frames with "
+            "odometry only; 0 = off",
+            min=0.0,
             max=10000.0,
         ),
     )

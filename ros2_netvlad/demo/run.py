@@ -17,6 +17,7 @@ import torch
 from ros2_netvlad.config import ArchConfig, DescriberConfig, KeyframeConfig
 from ros2_netvlad.demo import world
 from ros2_netvlad.demo.loop_drive import write_loop_drive
+from ros2_netvlad.demo.odometry import TRUTH_TOPIC, OdometryDrift
 from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.slam import SlamInputs, slam_eval
 from ros2_netvlad.maps.building import BuildOptions, build_map
@@ -51,7 +52,12 @@ def generate_world(root: Path, config: DemoConfig) -> tuple[Path, Path]:
         world.write_traversal(first, places, seed=config.seed + 1)
     if not second.exists():
         world.write_traversal(
-            second, places, seed=config.seed + 2, changed=True, start_ns=1_700_000_600_000_000_000
+            second,
+            places,
+            seed=config.seed + 2,
+            changed=True,
+            start_ns=1_700_000_600_000_000_000,
+            drift=OdometryDrift(),  # the revisit's wheel odometry, scored on its ground truth
         )
     return first, second
 
@@ -127,7 +133,7 @@ def run_demo(
     random_map = build(out, first, config, pretrained=False)
     baseline = evaluate(
         random_map,
-        [BagSource(second, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC))],
+        [BagSource(second, IMAGE_TOPIC, PoseLookup(TRUTH_TOPIC))],
         out / "baseline_random",
         config.threshold,  # the map carries its resize rule (max_side), the evaluation reads it
         progress=False,

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ros2_netvlad.demo import messages
+from ros2_netvlad.demo.odometry import TRUTH_TOPIC, OdometryDrift, drifted
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.geometry import Pose, yaw_quaternion
 from ros2_netvlad.imaging import rgb_to_jpeg
@@ -158,34 +159,52 @@ def write_traversal(
     start_ns: int = 1_700_000_000_000_000_000,
     image_topic: str = "/camera/image_raw",
     odom_topic: str = "/odom",
+    drift: OdometryDrift | None = None,
+    truth_topic: str = TRUTH_TOPIC,
 ) -> list[tuple[int, int, np.ndarray]]:
     """Drives past every place once, photographing it from each of VIEW_OFFSETS, and writes the
     images (CompressedImage on ``image_topic + '/compressed'`` or raw Image) and nav_msgs/Odometry
-    ground truth (twice the camera rate) into a new bag. Returns (stamp, place index, position)."""
+    (twice the camera rate) into a new bag: the ground truth, or with ``drift`` wheel odometry
+    that drifts, in an ``odom`` frame of its own (starting at its origin), and the ground truth on
+    ``truth_topic``. Returns (stamp, place index, position)."""
 
     rng = np.random.default_rng(seed)
     period = int(1e9 / rate_hz)
     truth, count = [], len(places_)
     topic = image_topic + "/compressed" if compressed else image_topic
+    # odometry at twice the camera rate: at each image, and halfway to the next view
+    poses = [
+        view_pose(place.index, count, offset + half)
+        for place in places_
+        for offset in VIEW_OFFSETS
+        for half in (0.0, 2.0)
+    ]
+    wheels = np.random.default_rng(seed + 10_000)  # the views stay those of a drive without drift
+    odometry = poses if drift is None else _in_odom_frame(drifted(poses, drift, wheels))
     with BagWriter(path, storage) as bag:
-        stamp = start_ns
+        stamp, samples = start_ns, iter(zip(poses, odometry))
         for place in places_:
             for offset in VIEW_OFFSETS:
-                pose = view_pose(place.index, count, offset)
                 view = render_view(place, rng, size, changed)
                 msg = (
                     messages.compressed(view, stamp) if compressed else messages.image(view, stamp)
                 )
                 bag.write(topic, msg, stamp)
-                # odometry at twice the camera rate: at the image, and halfway to the next view
-                bag.write(odom_topic, messages.odometry(pose, stamp), stamp)
-                halfway = view_pose(place.index, count, offset + 2.0)
-                bag.write(
-                    odom_topic, messages.odometry(halfway, stamp + period // 2), stamp + period // 2
-                )
-                truth.append((stamp, place.index, pose.position))
+                for at in (stamp, stamp + period // 2):
+                    true, odom = next(samples)
+                    frame = "map" if drift is None else "odom"
+                    bag.write(odom_topic, messages.odometry(odom, at, frame_id=frame), at)
+                    if drift is not None:
+                        bag.write(truth_topic, messages.odometry(true, at), at)
+                truth.append((stamp, place.index, view_pose(place.index, count, offset).position))
                 stamp += period
     return truth
+
+
+def _in_odom_frame(poses: list[Pose]) -> list[Pose]:
+    """Odometry starts at its own origin, not where the map put the robot."""
+    origin = poses[0].inverse()
+    return [origin.compose(pose) for pose in poses]
 
 
 def view_set(

@@ -10,16 +10,14 @@ import numpy as np
 
 from ros2_netvlad.camera import Camera
 from ros2_netvlad.config import KeyframeConfig, LocalizerConfig
-from ros2_netvlad.geometry import Pose, angle_between, average_quaternions
+from ros2_netvlad.geometry import Pose
 from ros2_netvlad.localization.confidence import p_correct
+from ros2_netvlad.localization.prior import PosePrior, pose_prior
 from ros2_netvlad.localization.relative_pose import (
-    GEOMETRY_DIRECTION,
-    GEOMETRY_NONE,
     RelativePose,
-    compose_prior,
     verified_pair_pose,
 )
-from ros2_netvlad.localization.sequence import SequenceGate
+from ros2_netvlad.localization.sequence import ACCEPTED_FRAME, NOT_ACCEPTED, SequenceGate
 from ros2_netvlad.maps.database import Entry, MapDatabase
 from ros2_netvlad.maps.storage import MapError
 from ros2_netvlad.sources.keyframes import KeyframeSelector
@@ -41,18 +39,11 @@ class Candidate:
     # verified candidates with both cameras known: the query robot in the entry's robot frame
     relative: RelativePose | None = None
     p_correct: float = 0.0  # calibrated probability of the same place (localization/confidence.py)
+    acceptance: int = NOT_ACCEPTED  # what verified it: one frame, a sequence, odometry tracking
 
     @property
     def position(self) -> np.ndarray:
         return np.asarray(self.entry.position)
-
-
-@dataclass(frozen=True)
-class PosePrior:
-    pose: Pose
-    covariance: np.ndarray  # 6×6, (x, y, z, rot x, rot y, rot z)
-    support: int  # candidates that agreed
-    geometry: int = GEOMETRY_NONE  # what placed it: the best closure's relative pose, or none
 
 
 @dataclass(frozen=True)
@@ -97,7 +88,7 @@ class Localizer:
         self._verifier = make_verifier(extract) if extract else None
         self._recent_places: deque[np.ndarray] = deque(maxlen=config.consistency)
         self._keyframes = KeyframeSelector(keyframes)
-        self._sequence = SequenceGate(config.sequence_frames, config.sequence_radius)
+        self._sequence = SequenceGate(*_sequence_settings(config))
         self.camera: Camera | None = None  # the query camera; set when camera_info arrives
 
     @property
@@ -105,10 +96,15 @@ class Localizer:
         return self.features is not None
 
     def query(
-        self, descriptor: np.ndarray, stamp_ns: int, image: np.ndarray | None = None
+        self,
+        descriptor: np.ndarray,
+        stamp_ns: int,
+        image: np.ndarray | None = None,
+        odometry: Pose | None = None,
     ) -> Result:
         """One frame end to end (what tools and tests call; the node splits it at the lock)."""
-        return self.decide(self.shortlist(descriptor, stamp_ns), self.local_features(image))
+        shortlist = self.shortlist(descriptor, stamp_ns)
+        return self.decide(shortlist, self.local_features(image), odometry)
 
     def local_features(self, image: np.ndarray | None) -> LocalFeatures | None:
         """The frame's local features, found once per frame: for verification, and for the map
@@ -125,12 +121,15 @@ class Localizer:
         ids = [c.map_id for c in candidates[: self.config.rerank_top_n]]
         return Shortlist(candidates, self.database.local_features(ids))
 
-    def decide(self, shortlist: Shortlist, features: LocalFeatures | None) -> Result:
+    def decide(
+        self, shortlist: Shortlist, features: LocalFeatures | None, odometry: Pose | None = None
+    ) -> Result:
+        """``odometry``: the frame's odometry pose, for acceptance over frames (sequence.py)."""
         candidates = shortlist.candidates
         if self.verifies:
             candidates = self._reranked(candidates, shortlist.features, features)
             if self._sequence.on:
-                candidates = self._sequence.decide(candidates, self.weak_floor)
+                candidates = self._sequence.decide(candidates, self.weak_floor, odometry)
             trusted = [c for c in candidates if c.verified]
         else:
             candidates = [replace(c, rerank_score=c.score) for c in candidates]
@@ -138,7 +137,7 @@ class Localizer:
         candidates = candidates[: self.config.top_k]
         if self.config.consistency > 1 and not self._consistent(trusted):
             return Result([], None)
-        return Result(candidates, self._prior(trusted) if trusted else None)
+        return Result(candidates, pose_prior(trusted, self.config) if trusted else None)
 
     def add_keyframe(
         self,
@@ -200,9 +199,15 @@ class Localizer:
         sequence = (
             f", or {config.sequence_frames} consecutive frames at >= {self.weak_floor} agreeing "
             f"within {config.sequence_radius:g} m"
-            if self._sequence.on
+            if config.sequence_frames > 1
             else ""
         )
+        if config.sequence_track_distance > 0:
+            sequence += (
+                f", or tracked by odometry for {config.sequence_track_distance:g} m after an "
+                f"accepted closure (one of the top {config.top_k} within "
+                f"{config.sequence_radius:g} m of where it puts the robot)"
+            )
         return (
             f"{method} ({features.max_features} features), top {config.rerank_top_n} "
             f"re-ranked, verified at >= {needed} inliers{why}{sequence}"
@@ -216,7 +221,7 @@ class Localizer:
         """Applies new thresholds and keyframe rules at run time (verification method excepted)."""
         if config.consistency != self.config.consistency:
             self._recent_places = deque(self._recent_places, maxlen=config.consistency)
-        self._sequence.resize(config.sequence_frames, config.sequence_radius)
+        self._sequence.resize(*_sequence_settings(config))
         self.config = replace(
             config, verification=self.config.verification, root_sift=self.config.root_sift
         )
@@ -271,7 +276,7 @@ class Localizer:
         candidate only on evidence the decision rule itself trusts."""
         verifier, needed = self._verifier, self.min_inliers
         # with sequence acceptance weaker evidence counts too: count inliers down to its floor
-        counted = min(needed, self.weak_floor) if self._sequence.on else needed
+        counted = min(needed, self.weak_floor) if self.config.sequence_frames > 1 else needed
         prepared = verifier.prepare(query) if query is not None else None
         ranked = []
         for candidate in candidates:
@@ -290,6 +295,7 @@ class Localizer:
                     # score is a cosine (<= 1) and min_inliers >= 8: verified ones sort first
                     rerank_score=candidate.score + (proof.inliers if verified else 0),
                     relative=self._relative(proof, query, found) if verified else None,
+                    acceptance=ACCEPTED_FRAME if verified else NOT_ACCEPTED,
                     p_correct=p_correct(proof.inliers, candidate.score),
                 )
             )
@@ -314,45 +320,14 @@ class Localizer:
         spread = np.linalg.norm(places[:, None] - places[None], axis=-1).max()
         return bool(spread <= self.config.consistency_radius)
 
-    def _prior(self, candidates: list[Candidate]) -> PosePrior:
-        """From the best closure's relative pose where it has one (metric: pose and covariance;
-        monocular: the rotation only), else the spread of the agreeing candidates."""
-        spread = self._pose_prior(candidates)
-        best = candidates[0]
-        if best.relative is None:
-            return spread
-        pose, covariance = compose_prior(
-            Pose(best.entry.position, best.entry.orientation), best.relative
-        )
-        if best.relative.geometry == GEOMETRY_DIRECTION:  # no scale: the position is the entry's
-            covariance[:3, :] = covariance[:, :3] = 0.0
-            covariance[:3, :3] = spread.covariance[:3, :3]
-        return PosePrior(pose, covariance, spread.support, best.relative.geometry)
 
-    def _pose_prior(self, candidates: list[Candidate]) -> PosePrior:
-        best = candidates[0].position
-        support = [
-            c for c in candidates if np.linalg.norm(c.position - best) <= self.config.prior_radius
-        ]
-        weights = np.array([max(c.score, 1e-6) for c in support])
-        weights = weights / weights.sum()
-        positions = np.array([c.position for c in support])
-        orientations = np.array([c.entry.orientation for c in support])
-        mean_position = weights @ positions
-        mean_orientation = average_quaternions(orientations, weights)
-        # Spread of the agreeing candidates, inflated when their scores are low, never below the
-        # floor.
-        confidence = max(float(np.mean([c.score for c in support])), 0.05)
-        offsets = positions - mean_position
-        covariance = np.zeros((6, 6))
-        covariance[:3, :3] = (offsets * weights[:, None]).T @ offsets
-        covariance[:3, :3] += np.eye(3) * self.config.position_variance_floor / confidence
-        angles = np.array([angle_between(q, mean_orientation) for q in orientations])
-        rotation_variance = (
-            float(weights @ angles**2) + self.config.orientation_variance_floor / confidence
-        )
-        covariance[3:, 3:] = np.eye(3) * rotation_variance
-        return PosePrior(Pose(mean_position, mean_orientation), covariance, len(support))
+def _sequence_settings(config: LocalizerConfig) -> tuple:
+    return (
+        config.sequence_frames,
+        config.sequence_radius,
+        config.sequence_track_distance,
+        config.top_k,
+    )
 
 
 def verification_features(database: MapDatabase, method: str) -> FeatureSettings | None:

@@ -52,18 +52,21 @@ class Pipeline:
         frame_id: str = "",
         depth: np.ndarray | Callable[[], np.ndarray | None] | None = None,
     ) -> Processed:
-        """One frame. ``pose`` (odometry at ``stamp_ns``, in ``frame_id``) places the frame when
-        the map grows; a frame without one is answered but not stored. It may be a function,
-        asked only when the map is written: odometry just after the image's stamp, which its
-        interpolation needs, often arrives while the image is being described. ``depth`` (an
+        """One frame. ``pose`` (odometry at ``stamp_ns``, in ``frame_id``) tracks revisits over
+        frames and places the frame when the map grows; a frame without one is answered but not
+        stored. It may be a function, asked after describing and again when the map is written
+        if it had no answer: odometry just after the image's stamp, which its interpolation
+        needs, often arrives while the image is being described. ``depth`` (an
         aligned depth image in metres, or a function giving it) gives a stored keyframe its
         keypoint depths, for metric relative poses later."""
         descriptor = self.describer(rgb)
         features = self.localizer.local_features(rgb) if self._wants_features else None
         with self.lock:  # the search and the stored features' read only
             shortlist = self.localizer.shortlist(descriptor, stamp_ns)
-        result = self.localizer.decide(shortlist, features)  # matching, outside the lock
-        self._grow(descriptor, stamp_ns, pose, frame_id, features, depth)
+        # the odometry so far tracks revisits; a growing map asks again if it had not arrived
+        odometry = pose() if callable(pose) else pose
+        result = self.localizer.decide(shortlist, features, odometry)  # outside the lock
+        self._grow(descriptor, stamp_ns, odometry or pose, frame_id, features, depth)
         return Processed(result, descriptor)
 
     def _add_keyframe(self, descriptor, stamp_ns, pose, frame_id, features, depth) -> None:

@@ -86,8 +86,8 @@ class LocalizerNode(Node):
         ]
         self._outputs = FrameOutputs(self)
         self.cameras = CameraInputs(self, camera_to_base(self.node_config), depth=growing)
+        self.create_subscription(Odometry, "odom", self._on_odometry, 50)  # keyframes, tracking
         if growing:
-            self.create_subscription(Odometry, "odom", self._on_odometry, 50)
             self.create_service(Trigger, "~/save_map", self._on_save_map)
         self.add_on_set_parameters_callback(self._on_parameters)
         config = lambda: self.node_config  # noqa: E731 (it changes at run time)
@@ -118,9 +118,8 @@ class LocalizerNode(Node):
         return SetParametersResult(successful=True)
 
     def _live(self) -> dict:  # the writable sections' configs in use now
-        localizer, database = self.localizer, self.database
-        live = {"localizer": localizer.config, "keyframes": localizer.keyframes}
-        return {**live, "database": database.config, "node": self.node_config}
+        live = {"localizer": self.localizer.config, "keyframes": self.localizer.keyframes}
+        return {**live, "database": self.database.config, "node": self.node_config}
 
     def _on_save_map(self, _: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
@@ -161,7 +160,8 @@ class LocalizerNode(Node):
     @property
     def pose_frame(self) -> str:
         """node.map_frame, else the odometry's frame (loop-closure mode), else odom / map."""
-        return self.node_config.map_frame or self._odometry.frame or self._default_frame
+        odometry = self._odometry.frame if self._default_frame == "odom" else ""
+        return self.node_config.map_frame or odometry or self._default_frame
 
     def _reject(self, problem: str) -> None:
         self.health.rejected += 1

@@ -55,7 +55,8 @@ class NodeConfig:
     odom_tolerance: float = field(
         default=0.2,
         metadata=param(
-            "loop_closure mode: seconds between an image and the odometry that places it",
+            "seconds between an image and the odometry that places it (a keyframe in "
+            "loop_closure mode; revisit tracking in both modes)",
             min=0.0,
             max=10.0,
         ),

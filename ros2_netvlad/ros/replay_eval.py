@@ -117,19 +117,22 @@ def replay_evaluate(
     ready_timeout: float = 180.0,
     backend: str = "torch",
     backend_model: str = "",
+    odom_topic: str = "/odom",
 ) -> dict:
-    """Replays ``bag`` through a node of its own on ``map_dir`` and scores what it published."""
+    """Replays ``bag`` through a node of its own on ``map_dir`` and scores what it published.
+    The bag's ``odom_topic`` (if it has one) is played too: the node tracks revisits with it."""
     arguments = dict(locals())  # the call as given, for config.yaml
     out.mkdir(parents=True, exist_ok=True)
     truth = ground_truth(bag, image_topic, poses)
-    extra = ["-p", f"model.backend:={backend}"]
+    extra = ["-p", f"model.backend:={backend}", "-r", f"odom:={odom_topic}"]
     extra += ["-p", f"model.backend_model:={backend_model}"] if backend_model else []
     node = start_node(
         map_dir, image_topic, params, device, max_side, top_k, out / "node.log", extra
     )
     recording = Recording(header_stamps(bag, image_topic))
     try:
-        duration = _replay(node, recording, bag, image_topic, rate, ready_timeout, out / "node.log")
+        topics = [image_topic, *recorded(bag, [camera_info_topic(image_topic), odom_topic])]
+        duration = _replay(node, recording, bag, topics, rate, ready_timeout, out / "node.log")
     finally:
         node.send_signal(2)
         try:
@@ -149,7 +152,8 @@ class Recording:
         self.published, self.received, self.candidates, self.priors = {}, {}, {}, {}
 
     def on_publish(self, log_time: int) -> None:
-        self.published.setdefault(self._stamps[log_time], time.monotonic())
+        if log_time in self._stamps:  # an image (not camera_info or odometry)
+            self.published.setdefault(self._stamps[log_time], time.monotonic())
 
     def on_candidates(self, msg: PointCloud2) -> None:
         key = stamp_to_ns(msg.header.stamp)
@@ -163,7 +167,7 @@ class Recording:
         return self.published, self.received, self.candidates, self.priors
 
 
-def _replay(node, recording: Recording, bag, image_topic, rate, ready_timeout, log) -> float:
+def _replay(node, recording: Recording, bag, topics, rate, ready_timeout, log) -> float:
     """Plays the bag once the node is up, waits for its last answers; returns the play time."""
 
     def subscribe(recorder) -> None:
@@ -174,7 +178,6 @@ def _replay(node, recording: Recording, bag, image_topic, rate, ready_timeout, l
             PoseWithCovarianceStamped, f"{NODE}/pose_prior", recording.on_prior, 1000
         )
 
-    topics = [image_topic, *recorded(bag, [camera_info_topic(image_topic)])]
     return replay_recorded(node, recording, bag, topics, rate, ready_timeout, log, subscribe)
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ros2_netvlad.demo.loop_drive import DEPTH_TOPIC
+from ros2_netvlad.demo.odometry import TRUTH_TOPIC
 from ros2_netvlad.demo.run import IMAGE_TOPIC, ODOM_TOPIC, DemoConfig, run_demo, summary_text
 from ros2_netvlad.demo.world3d import MOUNT
 from ros2_netvlad.errors import edge
@@ -21,7 +22,14 @@ def replay_through_node(map_dir: Path, bag: Path, out: Path, config: DemoConfig)
     """The live part of the demo: replay_eval, in a ROS domain of its own."""
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
     return replay_evaluate(
-        map_dir, bag, IMAGE_TOPIC, PoseLookup(ODOM_TOPIC), out, config.rate, config.threshold
+        map_dir,
+        bag,
+        IMAGE_TOPIC,
+        PoseLookup(TRUTH_TOPIC),  # scored on the ground truth; the node gets the wheel odometry
+        out,
+        config.rate,
+        config.threshold,
+        odom_topic=ODOM_TOPIC,
     )
 
 

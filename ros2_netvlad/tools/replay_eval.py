@@ -37,12 +37,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--params", type=Path, help="extra node params file (after config/localize.yaml)"
     )
+    p.add_argument(
+        "--odom-topic",
+        default="/odom",
+        help="odometry the node tracks revisits with (played when the bag has it) and, in "
+        "loop-closure mode, places frames by",
+    )
     add_describer(p)
     p.add_argument("--out", required=True, type=Path)
     online = p.add_argument_group("loop-closure mode")
     online.add_argument("--loop-closure", action="store_true", help="grow a map online instead")
     online.add_argument("--weights", type=Path, help="model for the new map (a checkpoint)")
-    online.add_argument("--odom-topic", default="/odom", help="odometry the node places frames by")
     online.add_argument("--truth-topic", default="/ground_truth", help="for slam_eval")
     online.add_argument(
         "--exclusion-window", type=float, default=10.0, help="seconds (localizer.exclusion_window)"
@@ -94,6 +99,7 @@ def _localize(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         args.max_side,
         backend=args.backend,
         backend_model=args.backend_model,
+        odom_topic=args.odom_topic,
     )
     print(summary_table(metrics))
     print(
