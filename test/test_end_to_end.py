@@ -13,7 +13,8 @@ import yaml
 
 from ros2_netvlad.config import LocalizerConfig
 from ros2_netvlad.demo import world
-from ros2_netvlad.demo.run import IMAGE_TOPIC, ODOM_TOPIC, DemoConfig, run_demo, summary_text
+from ros2_netvlad.demo.odometry import TRUTH_TOPIC
+from ros2_netvlad.demo.run import IMAGE_TOPIC, DemoConfig, run_demo, summary_text
 from ros2_netvlad.evaluation.offline import evaluate as evaluate_offline
 from ros2_netvlad.sources.rosbag import PoseLookup
 from ros2_netvlad.sources.source import BagSource
@@ -53,7 +54,10 @@ def test_live_node_beats_random_weights(demo):
     rows = list(csv.DictReader(open(out / "replay_eval" / "queries.csv")))  # what the node said
     assert len(rows) == 18 and live["groups"]["traversal2"]["queries"] == 18
     verified = [r for r in rows if r["verified"] == "1"]
-    assert verified and all(int(r["top_inliers"].split(";")[0]) >= 30 for r in verified)
+    own = [r for r in verified if r["acceptance"] == "1"]  # accepted on their own inliers
+    assert own and all(int(r["top_inliers"].split(";")[0]) >= 30 for r in own)
+    # the rest were tracked by the drive's (drifting) wheel odometry after a closure
+    assert {r["acceptance"] for r in verified} <= {"1", "3"}
     resolved = yaml.safe_load((out / "replay_eval" / "config.yaml").read_text())
     assert resolved["node"]["localizer"]["top_k"] == 5 and resolved["arguments"]["max_side"] == 0
 
@@ -67,18 +71,26 @@ def test_verified_loop_closures_are_all_true_in_the_live_replay(demo):
     assert raw["recall_at_100_precision"] <= verified["recall_at_100_precision"] + 1e-9
 
 
-def test_sequence_acceptance_adds_revisits_and_no_false_closure(demo, tmp_path):
-    """Offline through the same Pipeline, traversal 2 in order: two consecutive agreeing frames
-    at >= 12 inliers accept what no single frame verified; nothing false is accepted."""
+def test_acceptance_over_frames_adds_revisits_and_no_false_closure(demo, tmp_path):
+    """Traversal 2 in order through the same Pipeline offline (no odometry: each frame alone, or
+    two consecutive agreeing frames at >= 12 inliers), and through the live node with the
+    drive's drifting wheel odometry (odometry tracking after each closure): each rule accepts
+    what the single frame did not, and nothing false."""
     out, summary = demo
-    queries = [BagSource(out / "world" / "traversal2", IMAGE_TOPIC, PoseLookup(ODOM_TOPIC))]
+    queries = [BagSource(out / "world" / "traversal2", IMAGE_TOPIC, PoseLookup(TRUTH_TOPIC))]
+    single = evaluate_offline(out / "map", queries, tmp_path / "single", progress=False)
     config = LocalizerConfig(sequence_frames=2, sequence_min_inliers=12)
-    metrics = evaluate_offline(
+    sequence = evaluate_offline(
         out / "map", queries, tmp_path / "seq", progress=False, localizer=config
     )
-    single, sequence = summary["live"]["decisions"]["verified"], metrics["decisions"]["verified"]
+    single, sequence = single["decisions"]["verified"], sequence["decisions"]["verified"]
     assert sequence["false_loop_closures"] == 0 and sequence["precision"] == 1.0, sequence
     assert sequence["recall"] >= single["recall"], (single, sequence)
+    live = summary["live"]["decisions"]["verified"]
+    assert live["false_loop_closures"] == 0, live
+    assert live["recall"] >= single["recall"] + 0.1, (single, live)  # tracked revisits
+    tracked = summary["live"]["groups"]["traversal2"]["by_acceptance"]["3"]
+    assert tracked >= 2, summary["live"]["groups"]
 
 
 def test_pose_graph_with_the_nodes_loop_closures(demo, tmp_path, capsys):

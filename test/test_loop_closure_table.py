@@ -8,6 +8,7 @@ import numpy as np
 from sensor_msgs.msg import PointField
 
 from ros2_netvlad.localization.localizer import Candidate
+from ros2_netvlad.localization.sequence import ACCEPTED_FRAME
 from ros2_netvlad.maps.database import Entry
 from ros2_netvlad.ros.conversions import candidates_to_cloud, cloud_to_candidates, ns_to_stamp
 
@@ -44,6 +45,7 @@ def candidates():
             True,
             143,
             143.61,
+            acceptance=ACCEPTED_FRAME,
         ),
         Candidate(
             2, 0.72, Entry(1_700_000_001_000_000_001, "map", (40.0, 3.0, 0.0)), False, 9, 0.72
@@ -84,6 +86,7 @@ def test_original_fields_never_move_and_new_ones_are_appended():
         ("geometry", PointField.UINT8),
         ("p_correct", PointField.FLOAT32),
     ]
+    assert appended["acceptance"] == (236, PointField.UINT8)  # issue 20: in the old padding
     assert appended["rel_x"][0] > appended["rerank_score"][0] and appended["rel_x"][0] % 8 == 0
     assert min(offset for offset, _ in appended.values()) > 72  # after `verified`
     assert msg.point_step >= max(o for _, o, _ in fields) + 4 and msg.row_step == 2 * msg.point_step
@@ -102,6 +105,7 @@ def test_fields_parse_by_name_with_the_messages_offsets():
         )
         assert np.isclose(row["score"], c.score) and row["x"] == c.entry.position[0]
         assert row["map_stamp_sec"] * 10**9 + row["map_stamp_nanosec"] == c.entry.stamp_ns
+        assert row["acceptance"] == parsed["acceptance"] == c.acceptance
     # the geometry fields: identity and zeros where a candidate has none (geometry 0)
     for row in rows:
         assert row["geometry"] == 0 and row["rel_qw"] == 1.0 and len(row["rel_cov"]) == 21

@@ -61,7 +61,7 @@ def test_localize_publishes_table_prior_and_diagnostics(ros, small_map, tmp_path
                 "inliers",
                 "rerank_score",
                 *("rel_x", "rel_y", "rel_z", "rel_qx", "rel_qy", "rel_qz", "rel_qw"),
-                *("rel_cov", "geometry", "p_correct"),
+                *("rel_cov", "geometry", "p_correct", "acceptance"),
             ]
             assert cloud.header.frame_id == "map" and cloud.height == 1 and 1 <= cloud.width <= 3
             table = cloud_to_candidates(cloud)

@@ -20,6 +20,7 @@ COLUMNS = (
     "top_scores",
     "top_inliers",
     "verified",
+    "acceptance",
     "correct",
     "distance_m",
 )
@@ -32,6 +33,7 @@ def candidate_rows(candidates) -> dict[str, np.ndarray]:
         "score": np.array([c.score for c in candidates], float),
         "inliers": np.array([c.inliers for c in candidates], np.int64),
         "verified": np.array([c.verified for c in candidates], bool),
+        "acceptance": np.array([c.acceptance for c in candidates], np.int64),
         "rerank_score": np.array([c.rerank_score for c in candidates], float),
         "position": np.array([c.entry.position for c in candidates], float).reshape(-1, 3),
     }
@@ -42,11 +44,15 @@ def table_columns(table: np.ndarray) -> dict[str, np.ndarray]:
     names = table.dtype.names
     inliers = table["inliers"] if "inliers" in names else np.zeros(len(table), int)
     ranking = table["rerank_score"] if "rerank_score" in names else table["score"]
+    verified = table["verified"].astype(bool)
+    # tables before `acceptance` accepted a row on its own inliers only
+    acceptance = table["acceptance"] if "acceptance" in names else verified
     return {
         "map_id": table["map_id"].astype(np.int64),
         "score": table["score"].astype(float),
         "inliers": inliers.astype(np.int64),
-        "verified": table["verified"].astype(bool),
+        "verified": verified,
+        "acceptance": acceptance.astype(np.int64),
         "rerank_score": ranking.astype(float),
         "position": np.stack([table["x"], table["y"], table["z"]], axis=1).astype(float),
     }
@@ -63,10 +69,12 @@ def decisions(
     answers: list[dict[str, np.ndarray]], query_positions: np.ndarray, has_match: np.ndarray,
     threshold: float,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """Per query: the best row verified, correct (within ``threshold`` of the truth), its
-    distance, and the score the verified decision sorts by (-inf when not verified)."""
+    """Per query: the best row verified (and what accepted it), correct (within ``threshold``
+    of the truth), its distance, and the score the verified decision sorts by (-inf when not
+    verified)."""
     count = len(answers)
     verified, correct = np.zeros(count, bool), np.zeros(count, bool)
+    acceptance = np.zeros(count, np.int64)
     distance, ranking = np.full(count, np.nan), np.full(count, -np.inf)
     for q, answer in enumerate(answers):
         if not len(answer["map_id"]):
@@ -76,8 +84,10 @@ def decisions(
         verified[q] = bool(answer["verified"][0])
         if verified[q]:
             ranking[q] = answer["rerank_score"][0]
+            acceptance[q] = answer["acceptance"][0] if "acceptance" in answer else 1
     return {
         "verified": verified,
+        "acceptance": acceptance,
         "correct": correct,
         "distance": distance,
         "ranking": ranking,
@@ -101,6 +111,7 @@ def write_queries_csv(
                     ";".join(f"{s:.4f}" for s in answer["score"]),
                     ";".join(str(int(n)) for n in answer["inliers"]),
                     int(decided["verified"][q]),
+                    int(decided["acceptance"][q]),
                     int(decided["correct"][q]),
                     "" if np.isnan(decided["distance"][q]) else f"{decided['distance'][q]:.2f}",
                 ]
@@ -127,6 +138,10 @@ def per_group(groups: list[str], decided: dict) -> dict[str, dict]:
             "false": int(np.sum(accepted & ~correct)),
             "recall": right / max(int(has_match.sum()), 1),
             "recall_at_100_precision": pr.recall_at_full_precision,
+            # what accepted them: 1 own inliers, 2 a weak sequence, 3 odometry tracking
+            "by_acceptance": {
+                str(a): int(np.sum(decided["acceptance"][inside] == a)) for a in (1, 2, 3)
+            },
         }
     return out
 

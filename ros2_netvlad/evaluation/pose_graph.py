@@ -26,6 +26,7 @@ class Closure:
     geometry: int = 0  # 0 none, 1 rotation + direction, 2 metric
     relative: Pose | None = None  # the query robot in the map entry's robot frame
     covariance: np.ndarray | None = None  # 6×6, ROS order, right perturbation
+    acceptance: int = 1  # 1 its own inliers, 2 a weak sequence, 3 odometry tracking
 
 
 @dataclass(frozen=True)

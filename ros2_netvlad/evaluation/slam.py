@@ -61,14 +61,16 @@ def _closure(best, query: int) -> Closure:
     inliers = int(best["inliers"]) if "inliers" in names else 0
     map_ns = int(best["map_stamp_sec"]) * 1_000_000_000 + int(best["map_stamp_nanosec"])
     geometry = int(best["geometry"]) if "geometry" in names else 0
+    acceptance = int(best["acceptance"]) if "acceptance" in names else 1
     if not geometry:
-        return Closure(query, map_ns, inliers, float(best["score"]))
+        return Closure(query, map_ns, inliers, float(best["score"]), acceptance=acceptance)
     relative = Pose(
         [best["rel_x"], best["rel_y"], best["rel_z"]],
         [best["rel_qx"], best["rel_qy"], best["rel_qz"], best["rel_qw"]],
     )
     covariance = from_upper_triangle(best["rel_cov"])
-    return Closure(query, map_ns, inliers, float(best["score"]), geometry, relative, covariance)
+    score = float(best["score"])
+    return Closure(query, map_ns, inliers, score, geometry, relative, covariance, acceptance)
 
 
 def poses_at(bag: str | Path, topic: str, stamps: list[int], tolerance: float = 0.2) -> list[Pose]:
@@ -203,10 +205,12 @@ def slam_eval(
     scored = {name: trajectory_errors(stamps, truth, xyz) for name, xyz in runs.items()}
     wrong = sum(is_false(k, truth_poses, true_radius) for k in links)
     geometry = [k.closure.geometry for k in links]
+    accepted = [k.closure.acceptance for k in links]
     metrics_out = {
         "frames": len(stamps),
         "loop_closures": len(links),
         "closures_by_geometry": {str(g): geometry.count(g) for g in (0, 1, 2)},
+        "closures_by_acceptance": {str(a): accepted.count(a) for a in (1, 2, 3)},
         "false_among_node_closures": int(wrong),  # by ground truth (is_false)
         "true_radius_m": true_radius,
         "injected_false_closures": len(false),
@@ -271,7 +275,9 @@ def _report(m: dict, plot: str) -> str:
         f"({m['false_among_node_closures']} false by ground truth), "
         f"{m['injected_false_closures']} false ones injected for the robustness run; "
         f"kernel {m['config']['kernel']}, {m['config']['factors']} factors. Closures by "
-        f"geometry (0 none, 1 rotation + direction, 2 metric): {m['closures_by_geometry']}.",
+        f"geometry (0 none, 1 rotation + direction, 2 metric): {m['closures_by_geometry']}; by "
+        f"acceptance (1 own inliers, 2 weak sequence, 3 odometry tracking): "
+        f"{m['closures_by_acceptance']}.",
         "",
         "| trajectory | ATE RMSE (m) | ATE max (m) | RPE RMSE (m/frame) |",
         "|---|---|---|---|",

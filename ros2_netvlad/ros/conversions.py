@@ -45,6 +45,9 @@ CANDIDATE_FIELDS = [
     ("rel_cov", 144, PointField.FLOAT32, 21),
     ("geometry", 228, PointField.UINT8),
     ("p_correct", 232, PointField.FLOAT32),
+    # what accepted a verified row: 1 its own inliers, 2 a sequence of weaker frames, 3 odometry
+    # tracking after a closure (localization/sequence.py); 0 not accepted
+    ("acceptance", 236, PointField.UINT8),
 ]
 CANDIDATE_DTYPE = np.dtype(
     {
@@ -102,7 +105,7 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
 def _fill_geometry(rows: np.ndarray, candidates: list[Candidate]) -> None:
     rows["rel_qw"] = 1.0  # identity where there is no geometry (geometry = 0)
     for row, candidate in zip(rows, candidates):
-        row["p_correct"] = candidate.p_correct
+        row["p_correct"], row["acceptance"] = candidate.p_correct, candidate.acceptance
         relative = candidate.relative
         if relative is None:
             continue
