@@ -277,10 +277,19 @@ class LocalizerConfig:
         default=0.99,
         metadata=param(
             "the map's own look-alikes (its entries against their most similar other places, "
-            "measured at build and save): min_inliers is raised to this quantile of their "
-            "inliers plus lookalike_margin; 0 = off",
+            "measured at build and save): a candidate needs this quantile of their inliers plus "
+            "lookalike_margin, never fewer than min_inliers; 0 = off (min_inliers alone)",
             min=0.0,
             max=1.0,
+        ),
+    )
+    lookalike_default: int = field(
+        default=30,
+        metadata=param(
+            "inliers a candidate needs on a map without a look-alike measurement (built before "
+            "it existed; re-save or rebuild to measure one)",
+            min=8,
+            max=10000,
         ),
     )
     lookalike_margin: int = field(
@@ -329,7 +338,7 @@ class LocalizerConfig:
         ),
     )
     root_sift: bool = field(
-        default=False,
+        default=True,
         metadata=param(
             "match SIFT features as RootSIFT (Hellinger distance; the stored features are the "
             "same, so any SIFT map can)",
@@ -337,9 +346,12 @@ class LocalizerConfig:
         ),
     )
     min_inliers: int = field(
-        default=30,
+        default=20,
         metadata=param(
-            "epipolar inliers for a verified candidate (a trusted loop closure)", min=8, max=10000
+            "epipolar inliers for a verified candidate (a trusted loop closure): the floor of "
+            "the gate learned from the map's look-alikes (lookalike_quantile)",
+            min=8,
+            max=10000,
         ),
     )
 

@@ -42,12 +42,13 @@ def test_root_sift_verifies_real_revisits_and_refuses_other_places(photos):
     assert same.inliers >= 100 and other.inliers < 15
 
 
-def test_the_localizer_matches_sift_maps_as_root_sift_when_told(tmp_path):
+def test_the_localizer_matches_sift_maps_as_root_sift_unless_told_not_to(tmp_path):
     database = MapDatabase.create(4)
     database.record(local_features=FeatureSettings())
-    assert Localizer(database).verification_text().startswith("sift")  # the default
-    root = Localizer(database, LocalizerConfig(root_sift=True))
+    root = Localizer(database)  # the default since issue 20
     assert root.verification_text().startswith("rootsift") and root._verifier.settings.root
+    plain = Localizer(database, LocalizerConfig(root_sift=False))
+    assert plain.verification_text().startswith("sift") and not plain._verifier.settings.root
 
 
 def test_small_frames_can_be_enlarged_before_finding_features(photos):

@@ -37,7 +37,14 @@ def test_distinct_places_keep_the_floor_and_look_alikes_raise_it(photos, tmp_pat
     lookalikes = measure_lookalikes(distinct)
     assert len(lookalikes.inliers) == 4 and max(lookalikes.inliers) < 20
     distinct.record(lookalikes=lookalikes)
-    assert Localizer(distinct).min_inliers == LocalizerConfig().min_inliers  # the floor
+    # the floor, or the look-alikes' quantile + margin where that is higher
+    assert Localizer(distinct).min_inliers == max(20, lookalikes.gate(0.99, 6))
+    # a map without a measurement (built before it) keeps the old fixed threshold
+    unmeasured = _map(
+        [photos[n] for n in names], [0, 100, 200, 300], _unit(rng.normal(size=(4, 8)))
+    )
+    assert Localizer(unmeasured).min_inliers == LocalizerConfig().lookalike_default == 30
+    assert "no look-alike measurement" in Localizer(unmeasured).verification_text()
     # the same façade at two places 100 m apart (nearest to each other by descriptor)
     twin = np.roll(photos["astronaut"], (10, -15), axis=(0, 1))
     descriptors = _unit(np.r_[np.ones((2, 8)), rng.normal(size=(2, 8))])
@@ -51,7 +58,7 @@ def test_distinct_places_keep_the_floor_and_look_alikes_raise_it(photos, tmp_pat
     # stretch of the corridor): at the floor it would be a false closure, above the gate it is not
     elsewhere = cv2.resize(photos["astronaut"], None, fx=0.8, fy=0.8)
     floor = Localizer(corridor, LocalizerConfig(lookalike_quantile=0.0))
-    assert floor.min_inliers == 30
+    assert floor.min_inliers == LocalizerConfig().min_inliers == 20
     wrong = floor.query(descriptors[0], 10**12, elsewhere).candidates
     assert any(c.verified for c in wrong)  # what the gate is for
     assert max(c.inliers for c in wrong) < localizer.min_inliers

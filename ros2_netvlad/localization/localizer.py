@@ -171,11 +171,14 @@ class Localizer:
 
     @property
     def min_inliers(self) -> int:
-        """The verification threshold: localizer.min_inliers, raised above the map's own
-        look-alikes (maps/lookalikes.py) when it has measured them."""
+        """The verification threshold, learned from the map's own look-alikes
+        (maps/lookalikes.py): their quantile plus a margin, never below localizer.min_inliers;
+        lookalike_default on a map that has not measured them; min_inliers with the gate off."""
         config, lookalikes = self.config, self.database.manifest.lookalikes
-        if lookalikes is None or config.lookalike_quantile <= 0:
+        if config.lookalike_quantile <= 0:
             return config.min_inliers
+        if lookalikes is None:
+            return max(config.min_inliers, config.lookalike_default)
         gate = lookalikes.gate(config.lookalike_quantile, config.lookalike_margin)
         return max(config.min_inliers, gate)
 
@@ -195,7 +198,13 @@ class Localizer:
             return "off (localizer.verification none, or the map stores no local features)"
         method = "rootsift" if features.method == "sift" and config.root_sift else features.method
         needed = self.min_inliers
-        why = "" if needed == config.min_inliers else " (raised above the map's look-alikes)"
+        why = (
+            " (learned from the map's look-alikes)"
+            if self.database.manifest.lookalikes is not None and config.lookalike_quantile > 0
+            else " (the map has no look-alike measurement)"
+            if needed != config.min_inliers
+            else ""
+        )
         sequence = (
             f", or {config.sequence_frames} consecutive frames at >= {self.weak_floor} agreeing "
             f"within {config.sequence_radius:g} m"

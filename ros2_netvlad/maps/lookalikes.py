@@ -8,10 +8,13 @@ origin), more than ``gap`` entries apart in map order."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.maps.manifest import RADIUS, Lookalikes
+from ros2_netvlad.verification.features import FeatureSettings
 from ros2_netvlad.verification.registry import make_verifier
 
 GAP = 20  # entries apart in map order, for maps without positions
@@ -42,15 +45,20 @@ def measure_lookalikes(
                 break
     if not pairs:
         return Lookalikes((), radius)
-    verifier = make_verifier(settings)
     features = database.local_features(sorted({i for pair in pairs for i in pair}))
+    pairs = [(a, b) for a, b in pairs if a in features and b in features]
+    # SIFT maps are matched as SIFT or RootSIFT (localizer.root_sift): the larger count of the two
+    counts = [_inliers(make_verifier(s), features, pairs) for s in _matchings(settings)]
+    return Lookalikes(tuple(sorted(np.max(counts, axis=0).tolist())), radius)
+
+
+def _matchings(settings: FeatureSettings) -> list[FeatureSettings]:
+    return [settings, replace(settings, root=True)] if settings.method == "sift" else [settings]
+
+
+def _inliers(verifier, features: dict, pairs: list[tuple[int, int]]) -> list[int]:
     prepared = {i: verifier.prepare(f) for i, f in features.items()}
-    inliers = [
-        verifier.evidence(prepared[a], prepared[b], 8).inliers
-        for a, b in pairs
-        if a in prepared and b in prepared
-    ]
-    return Lookalikes(tuple(sorted(inliers)), radius)
+    return [int(verifier.evidence(prepared[a], prepared[b], 8).inliers) for a, b in pairs]
 
 
 def _other_place(a: int, b: int, positions: np.ndarray, placed: bool, radius: float) -> bool:

@@ -90,6 +90,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"features per image ({FeatureSettings.max_features})",
     )
     p.add_argument(
+        "--local-max-side",
+        type=int,
+        default=FeatureSettings.max_side,
+        help="shrink larger frames to this longest side before finding local features "
+        f"({FeatureSettings.max_side}; with --local-max-features the feature budget)",
+    )
+    p.add_argument(
         "--local-min-side",
         type=int,
         default=0,
@@ -127,7 +134,10 @@ def options_from(args: argparse.Namespace) -> BuildOptions:
         local_features=None
         if args.local_features == "none"
         else FeatureSettings(
-            args.local_features, args.local_max_features, min_side=args.local_min_side
+            args.local_features,
+            args.local_max_features,
+            args.local_max_side,
+            min_side=args.local_min_side,
         ),
         camera=camera_file(args),
         progress=not args.no_progress,

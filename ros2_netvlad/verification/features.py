@@ -88,8 +88,10 @@ class FeatureSettings:
     registered verifier (verification/registry.py); ``codec`` is filled in from it."""
 
     method: str = "sift"
-    max_features: int = 768
-    max_side: int = 480  # images are shrunk to this longest side first (cost grows with pixels)
+    # the budget: 1024 features on frames shrunk to a 640 px longest side (a VGA frame whole);
+    # measured on the real sets against 768 on 480 px (docs/benchmarks.md, issue 20)
+    max_features: int = 1024
+    max_side: int = 640  # images are shrunk to this longest side first (cost grows with pixels)
     codec: Codec | None = None
     min_side: int = 0  # …or enlarged to this short side (small frames have too few features)
     # how they are matched, not stored (not in the manifest): SIFT as RootSIFT (Arandjelović &
