@@ -1,36 +1,60 @@
-"""Verified loop closures per group on the real sets: the development set (evaluation/realset.py)
-and ../shared/realset-hard by difficulty (evaluation/realset_hard.py), at the current defaults.
+"""Verified loop closures per group on the real sets, before and after issue 20's per-frame
+defaults: the development set (evaluation/realset.py) and ../shared/realset-hard by difficulty
+(evaluation/realset_hard.py).
 
     python benchmarks/hard_set.py
 
-EfficientNet-Lite0 (ImageNet) with NetVLAD K = 16 fitted on each map, SIFT verification at
-localizer defaults; `evaluate` on the query folders, one group each; prints the per-group table
-(recall at 100 % precision of the verified decision, false closures). About 3 minutes.
+EfficientNet-Lite0 (ImageNet) with NetVLAD K = 16 fitted on each map; `evaluate` on the query
+folders, one group each (frames one at a time: no odometry, so no tracking). Two ways:
+
+- before: SIFT 768 features on a 480 px longest side, matched as SIFT, a fixed 30 inliers;
+- after (the defaults): 1024 features on 640 px, RootSIFT, the gate learned from the map's own
+  look-alikes (their 0.99 quantile + 6, never below 20).
+
+Then the look-alike check of "no true match": every query against the map with its true entry
+removed, at the map's learned gate (what a robot meets exploring somewhere new). Prints the
+per-group tables (recall at 100 % precision, false closures) and the largest wrong inlier count.
+About 4 minutes.
 """
 
 from __future__ import annotations
 
+import csv
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from ros2_netvlad.config import ArchConfig, DescriberConfig, LocalizerConfig
 from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.realset import assemble
 from ros2_netvlad.evaluation.realset_hard import assemble_hard
+from ros2_netvlad.localization.localizer import Localizer
 from ros2_netvlad.maps.building import BuildOptions, build_map
+from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.model.netvlad import build_model
 from ros2_netvlad.sources.source import FolderSource
+from ros2_netvlad.verification.features import FeatureSettings
 
 HARD = Path(__file__).resolve().parents[1].parent / "shared" / "realset-hard"
-LEVERS = {  # the same map, matched two ways
-    "sift": LocalizerConfig(),
-    "rootsift": LocalizerConfig(root_sift=True),
+WAYS = {  # features stored in the map, and how the localizer matches and gates them
+    "before": (
+        FeatureSettings("sift", 768, 480),
+        LocalizerConfig(root_sift=False, min_inliers=30, lookalike_quantile=0.0),
+    ),
+    "after": (FeatureSettings(), LocalizerConfig()),
 }
 
 
-def map_of(folder: Path, out: Path) -> Path:
+def map_of(folder: Path, out: Path, features: FeatureSettings) -> Path:
     model = build_model(ArchConfig("efficientnet_lite0", 16), pretrained=True)
-    options = BuildOptions(model=DescriberConfig(device="cpu"), fit_clusters=True, progress=False)
+    options = BuildOptions(
+        model=DescriberConfig(device="cpu"),
+        fit_clusters=True,
+        progress=False,
+        local_features=features,
+    )
     build_map(out, [FolderSource(folder, folder / "poses.csv")], model, options)
     return out
 
@@ -44,23 +68,59 @@ def main() -> None:
         "realset-hard": (hard.map_folder, hard.query_folders),
     }
     print(
-        f"{'set':<17}{'matching':<10}{'group':<10}{'queries':>8}{'w/ match':>9}"
-        f"{'accepted':>9}{'false':>6}{'recall':>8}{'R@100%P':>9}"
+        f"{'set':<17}{'way':<8}{'group':<10}{'queries':>8}{'w/ match':>9}"
+        f"{'accepted':>9}{'false':>6}{'recall':>8}{'R@100%P':>9}  gate"
     )
     for name, (map_folder, queries) in runs.items():
         slug = name.replace(" ", "_")
-        database = map_of(map_folder, root / f"map_{slug}")
         sources = [FolderSource(folder, folder / "poses.csv") for folder in queries.values()]
-        for matching, localizer in LEVERS.items():
-            out = root / f"eval_{slug}_{matching}"
-            metrics = evaluate(database, sources, out, progress=False, localizer=localizer)
+        for way, (features, localizer) in WAYS.items():
+            database = map_of(map_folder, root / f"map_{slug}_{way}", features)
+            metrics = evaluate(
+                database, sources, root / f"eval_{slug}_{way}", progress=False, localizer=localizer
+            )
+            gate = Localizer(MapDatabase.load(root / f"map_{slug}_{way}"), localizer).min_inliers
             for group, g in metrics["groups"].items():
                 print(
-                    f"{name:<17}{matching:<10}{group:<10}{g['queries']:>8}"
+                    f"{name:<17}{way:<8}{group:<10}{g['queries']:>8}"
                     f"{g['with_true_match']:>9}{g['accepted']:>9}{g['false']:>6}"
-                    f"{g['recall']:>8.3f}{g['recall_at_100_precision']:>9.3f}"
+                    f"{g['recall']:>8.3f}{g['recall_at_100_precision']:>9.3f}  {gate}"
                 )
+        removed_true_entries(name, root / f"map_{slug}_after", queries, root / f"removed_{slug}")
     print(f"(queries.csv and report.md under {root})")
+
+
+def removed_true_entries(name: str, map_dir: Path, queries: dict[str, Path], out: Path) -> None:
+    """Each query as if the map had no entry at its place: its shortlist verified 20 deep
+    (covering the top 10 once the true entries are gone), and any entry more than 25 m from it
+    reaching the map's learned gate would be a false closure. Exact: a candidate that skips the
+    geometry has fewer mutual matches than the gate."""
+    database = MapDatabase.load(map_dir)
+    gate = Localizer(database).min_inliers
+    config = replace(LocalizerConfig(), rerank_top_n=20)
+    sources = [FolderSource(folder, folder / "poses.csv") for folder in queries.values()]
+    evaluate(map_dir, sources, out, progress=False, localizer=config)
+    truth = {}
+    for folder in queries.values():
+        with open(folder / "poses.csv") as f:
+            truth |= {r["name"]: (float(r["x"]), float(r["y"])) for r in csv.DictReader(f)}
+    positions = database.positions()[:, :2]
+    wrong, false = [], 0
+    with open(out / "queries.csv") as f:
+        for row in csv.DictReader(f):
+            ids = [int(i) for i in row["top_ids"].split(";") if i]
+            inliers = [int(n) for n in row["top_inliers"].split(";") if n]
+            far = [
+                n
+                for i, n in zip(ids, inliers)
+                if np.linalg.norm(positions[i] - truth[row["query"]]) > 25
+            ]
+            wrong.append(max(far, default=0))
+            false += max(far, default=0) >= gate
+    print(
+        f"{name}: true entries removed, {len(wrong)} queries: {false} would be accepted at the "
+        f"learned gate {gate}; largest wrong inliers {max(wrong)}"
+    )
 
 
 if __name__ == "__main__":

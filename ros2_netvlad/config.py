@@ -26,6 +26,20 @@ class ArchConfig:
     output_dim: int = field(
         default=0, metadata=param("keep the first N whitened dims; 0 = all", min=0)
     )
+    # additions (issue 20); at their defaults a model is exactly the NetVLAD of before
+    gem_weight: float = field(
+        default=0.0,
+        metadata=param(
+            "a GeM (p = 3) of the backbone's feature map concatenated to NetVLAD with this "
+            "weight (cosine = (vlad + w² gem) / (1 + w²)); 0 = NetVLAD alone",
+            min=0.0,
+            max=10.0,
+        ),
+    )
+    multiscale: bool = field(
+        default=False,
+        metadata=param("describe at scales 1, 0.75 and 0.5 and sum (about 1.8x the cost)"),
+    )
 
     def __post_init__(self) -> None:
         # the backbone's name is checked against the registry when the network is built

@@ -255,7 +255,10 @@ def test_geometry_fields_are_appended_and_read_back_by_name():
     without = Candidate(2, 0.4, entry, False, 9, 0.4)
     msg = candidates_to_cloud([with_geometry, without], ns_to_stamp(5), "odom")
     names = [f.name for f in msg.fields]
-    assert names.index("rerank_score") < names.index("rel_x") and names[-2:] == ["p_correct", "acceptance"]
+    assert names.index("rerank_score") < names.index("rel_x") and names[-2:] == [
+        "p_correct",
+        "acceptance",
+    ]
     assert next(f for f in msg.fields if f.name == "rel_cov").count == 21
     rows = cloud_to_candidates(msg)
     assert rows["geometry"].tolist() == [2, 0]

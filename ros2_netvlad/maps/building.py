@@ -97,6 +97,7 @@ class BuildOptions:
     keyframes: KeyframeConfig = KeyframeConfig()
     fit_clusters: bool = False  # k-means NetVLAD centroids on the map's own keyframes
     kmeans_images: int = 100
+    kmeans_seed: int = 0  # of the local-feature sample and k-means (maps from one seed repeat)
     store_images: bool = False  # JPEG keyframes in the map (evaluation reports show them)
     # local features stored per entry for re-ranking and verification; None = none
     local_features: FeatureSettings | None = FeatureSettings()
@@ -182,7 +183,9 @@ def _fit_clusters(
 ) -> float | None:
     alpha = None
     if distributed.rank == 0:
-        alpha = initialize_netvlad(describer, sample.items(), progress=options.progress)
+        alpha = initialize_netvlad(
+            describer, sample.items(), seed=options.kmeans_seed, progress=options.progress
+        )
     return distributed.broadcast_module(describer.model.pool, alpha)
 
 

@@ -142,7 +142,7 @@ def fingerprint(model: PlaceNet) -> str:
     digest.update(
         repr(
             (
-                dataclasses.asdict(model.arch),
+                _arch_identity(model.arch),
                 dataclasses.asdict(model.preprocessing),
                 model.output_dim,
             )
@@ -152,3 +152,10 @@ def fingerprint(model: PlaceNet) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _arch_identity(arch) -> dict:
+    """The arch as hashed: fields added later leave it out at their defaults, so models (and
+    the maps made with them) from before keep their fingerprints."""
+    added = {"gem_weight": 0.0, "multiscale": False}
+    return {k: v for k, v in dataclasses.asdict(arch).items() if not (k in added and v == added[k])}

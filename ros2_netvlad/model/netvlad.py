@@ -1,4 +1,5 @@
-"""The network: preprocessing → backbone → NetVLAD → optional PCA whitening, in one module.
+"""The network: preprocessing → backbone → NetVLAD (optionally with a GeM concatenated, at several
+scales) → optional PCA whitening, in one module.
 
 Input is a float tensor N×3×H×W holding RGB values in 0..255; the output is L2-normalized
 descriptors N×D. Preprocessing lives inside the network so weights always carry it.
@@ -62,6 +63,22 @@ class NetVLAD(nn.Module):
         return F.normalize(vlad.flatten(1), p=2, dim=1)
 
 
+class GeM(nn.Module):
+    """Generalized-mean pooling (Radenović et al. 2018), p = 3: one D-vector per image, L2-normed.
+    A mean over the map (not avg_pool2d) so exported graphs take any image size."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p, self.eps = p, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = x.clamp(min=self.eps).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+        return F.normalize(pooled, p=2, dim=1)
+
+
+SCALES = (1.0, 0.75, 0.5)  # arch.multiscale: descriptors at these image scales, summed
+
+
 class Whitening(nn.Module):
     """PCA whitening as a linear layer followed by L2, optionally truncated to the first N dims."""
 
@@ -94,17 +111,21 @@ class PlaceNet(nn.Module):
         self.normalize = Normalize(preprocessing)
         self.backbone = backbone
         self.pool = NetVLAD(arch.num_clusters, feature_dim)
+        self.gem = GeM() if arch.gem_weight > 0 else None
         self.whiten = (
-            Whitening(self.pool.output_dim, arch.whiten_dim, arch.output_dim)
+            Whitening(self.pooled_dim, arch.whiten_dim, arch.output_dim)
             if arch.whiten_dim
             else nn.Identity()
         )
 
     @property
+    def pooled_dim(self) -> int:
+        """Dims before whitening: NetVLAD's K×D, plus D with the GeM head."""
+        return self.pool.output_dim + (self.feature_dim if self.gem is not None else 0)
+
+    @property
     def output_dim(self) -> int:
-        return (
-            self.whiten.output_dim if isinstance(self.whiten, Whitening) else self.pool.output_dim
-        )
+        return self.whiten.output_dim if isinstance(self.whiten, Whitening) else self.pooled_dim
 
     def truncate(self, output_dim: int) -> None:
         """Keep only the first ``output_dim`` whitened dims (ordered by variance)."""
@@ -119,8 +140,24 @@ class PlaceNet(nn.Module):
         """Local feature map N×D×h×w (the NetVLAD input)."""
         return self.backbone(self.normalize(images))
 
+    def pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """A feature map → NetVLAD, with the weighted GeM concatenated (L2-normalized)."""
+        vlad = self.pool(features)
+        if self.gem is None:
+            return vlad
+        gem = self.arch.gem_weight * self.gem(features)
+        return F.normalize(torch.cat([vlad, gem.to(vlad.dtype)], dim=1), p=2, dim=1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.whiten(self.pool(self.features(images)))
+        pooled = self.pooled(self.features(images))
+        if self.arch.multiscale:
+            for scale in SCALES[1:]:
+                smaller = F.interpolate(
+                    images, scale_factor=scale, mode="bilinear", align_corners=False
+                )
+                pooled = pooled + self.pooled(self.features(smaller))
+            pooled = F.normalize(pooled, p=2, dim=1)
+        return self.whiten(pooled)
 
 
 def build_model(

@@ -47,9 +47,9 @@ def apply_whitening(
     import dataclasses
 
     dim, in_dim = weight.shape
-    if in_dim != model.pool.output_dim:
+    if in_dim != model.pooled_dim:
         raise InputError(
-            f"whitening expects {in_dim}-D input but NetVLAD gives {model.pool.output_dim}-D"
+            f"whitening expects {in_dim}-D input but the pooling gives {model.pooled_dim}-D"
         )
     layer = Whitening(in_dim, dim, output_dim)
     with torch.no_grad():

@@ -59,6 +59,17 @@ def parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--num-clusters", type=int, default=64, help="K for --backbone (64)")
     model.add_argument(
+        "--gem-weight",
+        type=float,
+        default=ArchConfig.gem_weight,
+        help="for --backbone: concatenate a GeM of the feature map with this weight (0 = off)",
+    )
+    model.add_argument(
+        "--multiscale",
+        action="store_true",
+        help="for --backbone: describe at scales 1, 0.75, 0.5 and sum (about 1.8x the cost)",
+    )
+    model.add_argument(
         "--output-dim", type=int, default=0, help="truncate whitened descriptors to N dims"
     )
     model.add_argument(
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     model = (
         load(args.weights, trusted=args.trust_weights)
         if args.weights
-        else build_model(ArchConfig(args.backbone, args.num_clusters), pretrained=True)
+        else build_model(_arch(args), pretrained=True)
     )
     if args.output_dim:
         model.truncate(args.output_dim)
@@ -174,6 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     if report.path is not None:
         print(report.summary())
     return 0
+
+
+def _arch(args: argparse.Namespace) -> ArchConfig:
+    return ArchConfig(
+        args.backbone,
+        args.num_clusters,
+        gem_weight=args.gem_weight,
+        multiscale=args.multiscale,
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class TrainingNet(nn.Module):
         super().__init__()
         starts = backbone_spec(model.arch.backbone).stage_starts
         cut = starts[len(starts) - trainable_stages] if trainable_stages else len(model.backbone)
-        self.normalize, self.pool = model.normalize, model.pool
+        self.normalize, self.pool, self._pooled = model.normalize, model.pool, model.pooled
         self.frozen, self.trainable = model.backbone[:cut], model.backbone[cut:]
         model.requires_grad_(False)
         self.trainable.requires_grad_(True)
@@ -34,7 +34,8 @@ class TrainingNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             features = self.frozen(self.normalize(images))
-        return self.pool(self.trainable(features))
+        # NetVLAD (with the GeM head when the model has one), at full scale only
+        return self._pooled(self.trainable(features))
 
 
 def optimizer_and_schedule(params: list, config: TrainConfig) -> tuple:
