@@ -253,3 +253,24 @@ def test_every_documented_command_uses_flags_its_tool_has(capsys):
         checked += 1
     assert checked >= 15, checked  # the docs show the tools in use
     assert not unknown, unknown
+
+
+def test_the_shipped_params_file_holds_the_dataclass_defaults():
+    """config/localize.yaml is what `ros2 launch` loads: a value there that differs from its
+    dataclass default silently overrides it in every launched node (min_inliers did, once)."""
+    import dataclasses
+
+    import yaml
+
+    from ros2_netvlad.ros.params import SECTIONS
+
+    shipped = yaml.safe_load((REPO / "config" / "localize.yaml").read_text())
+    parameters = shipped["/**"]["ros__parameters"]
+    differ = [
+        f"{section}.{key}: file {value!r}, default {defaults[key]!r}"
+        for section, config in SECTIONS.items()
+        for defaults in [{f.name: f.default for f in dataclasses.fields(config)}]
+        for key, value in parameters.get(section, {}).items()
+        if defaults[key] != value
+    ]
+    assert not differ, differ
