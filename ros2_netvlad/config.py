@@ -344,11 +344,21 @@ class LocalizerConfig:
         default=50.0,
         metadata=param(
             "odometry tracking: for this many metres of odometry after an accepted closure, a "
-            "frame's candidate (one of its top_k) where the odometry puts the robot in the map, "
+            "frame's candidate (one of its first sequence_track_rank) where the odometry puts "
+            "the robot in the map, "
             "within sequence_radius (+10 % of the distance), is accepted too; frames with "
             "odometry only; 0 = off",
             min=0.0,
             max=10000.0,
+        ),
+    )
+    sequence_track_rank: int = field(
+        default=5,
+        metadata=param(
+            "odometry tracking: the tracked candidate must be among the frame's first N by "
+            "descriptor",
+            min=1,
+            max=100,
         ),
     )
     root_sift: bool = field(

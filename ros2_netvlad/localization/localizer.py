@@ -214,7 +214,7 @@ class Localizer:
         if config.sequence_track_distance > 0:
             sequence += (
                 f", or tracked by odometry for {config.sequence_track_distance:g} m after an "
-                f"accepted closure (one of the top {config.top_k} within "
+                f"accepted closure (one of the first {config.sequence_track_rank} within "
                 f"{config.sequence_radius:g} m of where it puts the robot)"
             )
         return (
@@ -335,7 +335,7 @@ def _sequence_settings(config: LocalizerConfig) -> tuple:
         config.sequence_frames,
         config.sequence_radius,
         config.sequence_track_distance,
-        config.top_k,
+        config.sequence_track_rank,
     )
 
 

@@ -18,8 +18,11 @@ from ros2_netvlad.ros.replay_eval import replay_evaluate
 from ros2_netvlad.sources.rosbag import PoseLookup
 
 
-def replay_through_node(map_dir: Path, bag: Path, out: Path, config: DemoConfig) -> dict:
-    """The live part of the demo: replay_eval, in a ROS domain of its own."""
+def replay_through_node(
+    map_dir: Path, bag: Path, out: Path, config: DemoConfig, params: Path | None = None
+) -> dict:
+    """The live part of the demo: replay_eval, in a ROS domain of its own (``params``: a node
+    params file on top of the shipped one)."""
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
     return replay_evaluate(
         map_dir,
@@ -29,6 +32,7 @@ def replay_through_node(map_dir: Path, bag: Path, out: Path, config: DemoConfig)
         out,
         config.rate,
         config.threshold,
+        params,
         odom_topic=ODOM_TOPIC,
     )
 
