@@ -33,7 +33,7 @@ def images():
 def test_single_and_batched_descriptors_agree(describer, images):
     single = np.stack([describer(image) for image in images])
     batched = describer(images)
-    assert single.shape == batched.shape == (3, 4 * 512)
+    assert single.shape == batched.shape == (3, 4 * 512 + 512)  # NetVLAD K=4 and the GeM head
     assert batched.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(single, batched, atol=1e-5)
@@ -43,7 +43,7 @@ def test_single_and_batched_descriptors_agree(describer, images):
 def test_stacked_batch_array(describer, images):
     batch = np.stack([images[0], images[0][:, ::-1]])
     out = describer(batch)
-    assert out.shape == (2, 2048) and not np.allclose(out[0], out[1])
+    assert out.shape == (2, 2560) and not np.allclose(out[0], out[1])
 
 
 def test_resize_policies(describer, images):

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ros2_netvlad.config import ArchConfig, DescriberConfig
+from ros2_netvlad.config import ARCH_ADDED, ArchConfig, DescriberConfig
 from ros2_netvlad.model.backends import (
     calibration_sample,
     onnxruntime_runner,
@@ -31,7 +32,9 @@ CPU = DescriberConfig(device="cpu", max_side=320, precision="fp32")
 
 
 def _model(**arch) -> torch.nn.Module:
+    """A small model: NetVLAD alone unless ``arch`` says otherwise (not the defaults)."""
     torch.manual_seed(0)
+    arch = {**ARCH_ADDED, **arch}
     return build_model(ArchConfig("efficientnet_lite0", 4, **arch), pretrained=False).eval()
 
 
@@ -95,9 +98,17 @@ def _fingerprint_before_issue_20(model) -> str:
     return digest.hexdigest()[:16]
 
 
-def test_defaults_keep_the_fingerprint_and_the_parts_travel_in_checkpoints(tmp_path):
-    plain = _model()
+def test_old_models_keep_their_fingerprint_and_the_parts_travel_in_checkpoints(tmp_path):
+    defaults = ArchConfig("vgg16")
+    assert defaults.gem_weight == 1.0 and not defaults.multiscale
+    plain = _model()  # as every model before issue 20
     assert fingerprint(plain) == _fingerprint_before_issue_20(plain)  # old maps still open
+    # a checkpoint written before the fields existed reads as NetVLAD alone, one scale
+    old = torch.load(io.BytesIO(checkpoint_bytes(plain)), weights_only=True)
+    del old["arch"]["gem_weight"], old["arch"]["multiscale"]
+    loaded = model_from_checkpoint(old)
+    assert loaded.gem is None and not loaded.arch.multiscale
+    assert fingerprint(loaded) == fingerprint(plain)
     with_gem = _model(gem_weight=1.0)
     with_gem.load_state_dict(plain.state_dict())
     assert fingerprint(with_gem) != fingerprint(plain)  # same weights, another descriptor

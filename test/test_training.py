@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from conftest import random_vgg_model
-from ros2_netvlad.config import ArchConfig
+from ros2_netvlad.config import ARCH_ADDED, ArchConfig
 from ros2_netvlad.config_rules import ConfigError
 from ros2_netvlad.demo import world
 from ros2_netvlad.model.checkpoints import read_checkpoint
@@ -57,14 +57,15 @@ def world_split(count: int, size=SMALL, seeds=(1, 2)) -> Split:
     )
 
 
-def lite_model(clusters: int = 8):
-    return build_model(ArchConfig("efficientnet_lite0", clusters), pretrained=True)
+def lite_model(clusters: int = 8, **arch):
+    return build_model(ArchConfig("efficientnet_lite0", clusters, **arch), pretrained=True)
 
 
 def test_training_raises_held_out_recall_and_the_loss_falls(tmp_path):
     """20 real-photo places; validation views (other seeds: other crops, lights, occluders) are
-    never
-    trained on. 10 epochs × 30 batches of 2 queries on the CPU."""
+    never trained on. 10 epochs × 30 batches of 2 queries on the CPU. The paper's network
+    (NetVLAD alone): the default GeM head has no weights, and it lifts the k-means start to where
+    10 epochs cannot add 0.1 more (0.87 → 0.93 measured)."""
     size = (160, 120)
     train, held_out = world_split(20, size, (1, 2)), world_split(20, size, (3, 4))
     config = TrainConfig(
@@ -78,7 +79,8 @@ def test_training_raises_held_out_recall_and_the_loss_falls(tmp_path):
         image_batch=30,
         lr_step=100,
     )
-    trainer = Trainer(lite_model(16), train, held_out, config, tmp_path, "cpu", progress=False)
+    model = lite_model(16, **ARCH_ADDED)
+    trainer = Trainer(model, train, held_out, config, tmp_path, "cpu", progress=False)
     trainer.initialize_clusters()
     history = trainer.fit()
     kmeans, trained = history[0], history[-1]
@@ -199,7 +201,7 @@ def test_trainable_stages_freeze_the_rest_and_whitening_is_dropped(tmp_path):
         model, split, split, small_config(epochs=1, batch_size=2), tmp_path, "cpu", progress=False
     )
     assert isinstance(model.whiten, torch.nn.Identity) and model.arch.whiten_dim == 0
-    assert trainer.describer.output_dim == 4 * 512
+    assert trainer.describer.output_dim == 4 * 512 + 512  # NetVLAD and the GeM head
 
 
 def write_bags(root: Path, count: int = 6) -> tuple[Path, Path]:
@@ -261,7 +263,7 @@ def test_cli_trains_on_bags_and_resumes(tmp_path, capsys, caplog):
     assert "trained 1 epochs" in printed.out and "validating on the training set" in caplog.text
     # an ordinary checkpoint: build_map / fit_pca take it as --weights
     model = load(out / "best.pt")
-    assert model.arch.backbone == "efficientnet_lite0" and model.output_dim == 8 * 320
+    assert model.arch.backbone == "efficientnet_lite0" and model.output_dim == 8 * 320 + 320
     assert len(list(csv.DictReader(open(out / "metrics.csv")))) == 2
     resolved = yaml.safe_load((out / "config.yaml").read_text())  # every default, filled in
     assert resolved["train"]["epochs"] == 1 and resolved["train"]["margin"] == 0.1

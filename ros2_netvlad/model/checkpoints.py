@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ros2_netvlad import __version__
-from ros2_netvlad.config import ArchConfig
+from ros2_netvlad.config import ARCH_ADDED, ArchConfig
 from ros2_netvlad.config_rules import from_dict
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.model.netvlad import PlaceNet, build_model
@@ -109,7 +109,7 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "<memor
             f"{path}: checkpoint format_version {version} is not supported "
             f"(this package reads {FORMAT_VERSION})"
         )
-    arch = from_dict(ArchConfig, checkpoint["arch"], "arch")
+    arch = from_dict(ArchConfig, {**ARCH_ADDED, **checkpoint["arch"]}, "arch")
     model = build_model(arch, preprocessing=Preprocessing(**checkpoint["preprocessing"]))
     load_state(model, checkpoint["state_dict"], path)
     model.resize_rule = checkpoint.get("resize")  # additive: older checkpoints have none
@@ -155,7 +155,10 @@ def fingerprint(model: PlaceNet) -> str:
 
 
 def _arch_identity(arch) -> dict:
-    """The arch as hashed: fields added later leave it out at their defaults, so models (and
-    the maps made with them) from before keep their fingerprints."""
-    added = {"gem_weight": 0.0, "multiscale": False}
-    return {k: v for k, v in dataclasses.asdict(arch).items() if not (k in added and v == added[k])}
+    """The arch as hashed: fields added later are left out at the values models had before
+    them, so those models (and the maps made with them) keep their fingerprints."""
+    return {
+        k: v
+        for k, v in dataclasses.asdict(arch).items()
+        if not (k in ARCH_ADDED and v == ARCH_ADDED[k])
+    }

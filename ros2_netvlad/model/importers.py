@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ros2_netvlad.config import ArchConfig
+from ros2_netvlad.config import ARCH_ADDED, ArchConfig
 from ros2_netvlad.model.checkpoints import WeightsError, load_state
 from ros2_netvlad.model.netvlad import PlaceNet, build_model
 from ros2_netvlad.model.preprocessing import IMAGENET, Normalize, Preprocessing
@@ -46,7 +46,9 @@ def from_torch_checkpoint(
         raise WeightsError(
             f"{path}: num_pcs is {declared} but the WPCA layer has {whiten_dim} outputs"
         )
-    model = build_model(ArchConfig("vgg16", num_clusters, whiten_dim), preprocessing=IMAGENET)
+    model = build_model(
+        ArchConfig("vgg16", num_clusters, whiten_dim, **ARCH_ADDED), preprocessing=IMAGENET
+    )
     if dim != model.feature_dim:
         raise WeightsError(
             f"{path}: centroids are {dim}-D but the VGG16 encoder gives {model.feature_dim}-D"
@@ -130,7 +132,9 @@ def from_matlab(path: str | Path) -> PlaceNet:
     dim, num_clusters = assign.shape
     whiten_dim = int(np.asarray(_weights(wpca[0])[1]).size) if wpca else 0
     preprocessing = Preprocessing(mean=tuple(average), std=(1.0, 1.0, 1.0), pixel_scale=255.0)
-    model = build_model(ArchConfig("vgg16", num_clusters, whiten_dim), preprocessing=preprocessing)
+    model = build_model(
+        ArchConfig("vgg16", num_clusters, whiten_dim, **ARCH_ADDED), preprocessing=preprocessing
+    )
     state = _matlab_state(model, convs, assign, centres, wpca[0] if wpca else None, path)
     load_state(model, state, path)
     return model
