@@ -80,3 +80,22 @@ def test_report_files(tmp_path):
     for name in ("recall_at_n", "precision_recall", "trajectory", "worst_failures", "latency"):
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data.startswith(PNG) and len(data) > 2000 and f"{name}.png" in report
+
+
+def test_a_far_closure_is_false_unless_its_pose_says_so():
+    """slam_eval's judge: frames 15 m apart are a false closure, unless the closure's relative
+    pose is that of the two frames (metric: within 10 % and 3°; rotation + direction: 5° of
+    bearing and 3°), the same façade seen from down the street."""
+    from ros2_netvlad.evaluation.pose_graph import Closure, Link
+    from ros2_netvlad.evaluation.slam import is_false
+    from ros2_netvlad.geometry import Pose, yaw_quaternion
+
+    truth = [Pose(np.zeros(3)), Pose(np.array([15.0, 0.0, 0.0]), yaw_quaternion(0.02))]
+    right = Pose(np.array([15.0, 0.4, 0.0]), yaw_quaternion(0.02))  # 1.5° of bearing off
+    for geometry, relative in ((2, right), (1, Pose(right.position / 15.0, right.orientation))):
+        link = Link(0, 1, Closure(1, 0, 40, 0.5, geometry, relative, np.eye(6)))
+        assert not is_false(link, truth, radius=5.0)
+    wrong_way = Pose(np.array([0.0, 1.0, 0.0]), yaw_quaternion(0.02))  # 90° of bearing off
+    assert is_false(Link(0, 1, Closure(1, 0, 40, 0.5, 1, wrong_way, np.eye(6))), truth, 5.0)
+    assert is_false(Link(0, 1, Closure(1, 0, 40, 0.5)), truth, 5.0)  # no geometry: false
+    assert not is_false(Link(0, 1, Closure(1, 0, 40, 0.5)), truth[:1] * 2, 5.0)  # same place

@@ -68,7 +68,13 @@ def test_the_localizer_counts_weak_inliers_and_says_so():
 def test_odometry_tracks_a_revisit_after_a_closure_and_only_where_it_puts_the_robot():
     gate = SequenceGate(frames=0, radius=5.0, track_distance=40.0, top=3)
     assert gate.on
-    # frame at x = 0 verified against the entry at x = 0: the odometry is now placed in the map
+    # frame at x = -2 verified against the entry at x = -2: the odometry is placed in the map, but
+    # one closure alone does not start tracking (its baseline may be unknown)
+    gate.decide([_candidate(90, -2.0, 80, verified=True)], floor=15, odometry=_odometry(-2.0))
+    assert not gate.decide([_candidate(91, -1.0, 0)], floor=15, odometry=_odometry(-1.0))[
+        0
+    ].verified
+    # the next closure lies where the first, carried by the odometry, puts the robot: confirmed
     gate.decide([_candidate(0, 0.0, 80, verified=True)], floor=15, odometry=_odometry(0.0))
     # 8 m on: no inliers at all, but the entry at 8 m is among the top 3 → tracked
     frame = [_candidate(40, 200.0, 0), _candidate(8, 8.0, 0), _candidate(9, 9.5, 0)]
@@ -90,14 +96,20 @@ def test_odometry_tracks_a_revisit_after_a_closure_and_only_where_it_puts_the_ro
     ].verified
 
 
-def test_tracked_closures_do_not_realign_and_a_new_closure_does():
+def test_a_closure_the_last_one_does_not_confirm_stops_tracking_until_another_does():
     gate = SequenceGate(frames=0, radius=5.0, track_distance=100.0, top=5)
-    gate.decide([_candidate(0, 0.0, 80, verified=True)], floor=15, odometry=_odometry(0.0))
-    # a closure verified 50 m further than the odometry says (the map's other copy of the route)
-    # moves the alignment there; the next frames are tracked relative to it
-    gate.decide([_candidate(1, 60.0, 90, verified=True)], floor=15, odometry=_odometry(10.0))
-    near_new = gate.decide([_candidate(2, 66.0, 0), _candidate(3, 16.0, 0)], 15, _odometry(16.0))
-    assert near_new[0].map_id == 2 and near_new[0].acceptance == ACCEPTED_TRACKED
+    for x in (0.0, 2.0):  # two agreeing closures: tracking on
+        gate.decide([_candidate(int(x), x, 80, verified=True)], floor=15, odometry=_odometry(x))
+    # a closure 15 m further than the odometry says (the same façade seen from down the street,
+    # or the map's other copy of the route): the alignment moves there, unconfirmed
+    gate.decide([_candidate(1, 19.0, 30, verified=True)], floor=15, odometry=_odometry(4.0))
+    # the next frame's best candidates near where that closure would put it are not tracked
+    after = gate.decide([_candidate(2, 20.5, 0), _candidate(3, 5.5, 0)], 15, _odometry(5.5))
+    assert not any(c.verified for c in after)
+    # a second closure there agrees with it: tracked from then on, relative to the new alignment
+    gate.decide([_candidate(4, 22.0, 60, verified=True)], floor=15, odometry=_odometry(7.0))
+    tracked = gate.decide([_candidate(5, 26.0, 0), _candidate(6, 11.0, 0)], 15, _odometry(11.0))
+    assert tracked[0].map_id == 5 and tracked[0].acceptance == ACCEPTED_TRACKED
 
 
 def test_weak_frames_agree_through_the_odometry_between_them():

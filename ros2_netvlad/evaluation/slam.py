@@ -125,20 +125,29 @@ def with_false_links(
 
 # --- scoring ------------------------------------------------------------------------------------
 def is_false(link: Link, truth: list[Pose], radius: float) -> bool:
-    """By ground truth: frames more than ``radius`` apart, unless the closure's metric relative
-    pose says exactly that (the same facade seen from down the street is a true closure, with
-    its pose): within 10 % of the distance (at least 0.3 m) and 3°."""
+    """By ground truth: frames more than ``radius`` apart, unless the closure's relative pose
+    says exactly that (the same facade seen from down the street is a true closure, with its
+    pose): within 3° of rotation and, metric, 10 % of the distance (at least 0.3 m); rotation +
+    direction, 5° of bearing (what its scale-free factor constrains)."""
     earlier, later = truth[link.earlier], truth[link.later]
     distance = float(np.linalg.norm(earlier.position - later.position))
     closure = link.closure
     if distance <= radius:
         return False
-    if closure.geometry != 2:
+    if closure.geometry not in (1, 2):
         return True
     expected = earlier.inverse().compose(later)
-    off = float(np.linalg.norm(expected.position - closure.relative.position))
     turned = angle_between(expected.orientation, closure.relative.orientation)
+    if closure.geometry == 1:
+        bearing = angle_between_vectors(expected.position, closure.relative.position)
+        return bearing > np.radians(5.0) or turned > np.radians(3.0)
+    off = float(np.linalg.norm(expected.position - closure.relative.position))
     return off > max(0.3, 0.1 * distance) or turned > np.radians(3.0)
+
+
+def angle_between_vectors(a: np.ndarray, b: np.ndarray) -> float:
+    cosine = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+    return float(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
 def trajectory_errors(stamps: list[int], truth: np.ndarray, estimate: np.ndarray) -> dict:

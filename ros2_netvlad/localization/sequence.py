@@ -9,10 +9,12 @@ Two rules, both only on frames that no single-frame verification accepted:
   in order only), within ``radius`` of the previous match.
 - **Odometry tracking** (``track_distance`` > 0, frames with odometry only): an accepted closure
   aligns the odometry with the map (the entry's pose, with the closure's relative pose when it
-  has one). For the next ``track_distance`` metres of odometry a frame's candidate among its
-  ``top`` best that lies where the alignment puts the robot is accepted, though it has too few
-  inliers alone: the robot is driving along a revisit just confirmed. Tracked closures never
-  re-align (only geometry does), so the hypothesis cannot drift away on its own.
+  has one); the alignment is confirmed when the one before it, carried by the odometry, put the
+  robot where this closure does. For the next ``track_distance`` metres of odometry after a
+  confirmed alignment a frame's candidate among its ``top`` best that lies where the alignment
+  puts the robot is accepted, though it has too few inliers alone: the robot is driving along a
+  revisit just confirmed. Tracked closures never re-align (only geometry does), so the
+  hypothesis cannot drift away on its own.
 
 Agreement allows ``radius`` plus ``DRIFT`` of the odometry driven since (heading error of the
 alignment, odometry drift). How each closure was accepted is its ``acceptance``.
@@ -44,6 +46,7 @@ class _Support:
 class _Alignment:
     map_from_odom: Pose  # the odometry frame in the map, from the last closure geometry accepted
     driven: float  # metres of odometry since
+    confirmed: bool  # the closure before it put the robot where this one does (through odometry)
 
 
 class SequenceGate:
@@ -103,7 +106,9 @@ class SequenceGate:
 
     def _tracked(self, candidates: list, odometry: Pose | None):
         alignment = self._alignment
-        if alignment is None or odometry is None or alignment.driven > self.track_distance:
+        if alignment is None or odometry is None or not alignment.confirmed:
+            return None
+        if alignment.driven > self.track_distance:
             return None
         where = alignment.map_from_odom.compose(odometry).position
         allowed = self.radius + DRIFT * alignment.driven
@@ -120,10 +125,22 @@ class SequenceGate:
         self._last_odometry = odometry or self._last_odometry
 
     def _align(self, closure, odometry: Pose | None) -> None:
-        """A closure accepted by geometry (or a weak sequence) places the odometry in the map."""
+        """A closure accepted by geometry (or a weak sequence) places the odometry in the map.
+        Tracking follows it only once confirmed: the previous alignment, carried along by the
+        odometry, put the robot where this closure does. One closure alone can be off by its
+        unknown baseline (a façade seen from down the street), and would carry the hypothesis
+        along the wrong stretch of map."""
         if odometry is None or self.track_distance <= 0:
             return
-        self._alignment = _Alignment(_map_from_odom(closure, odometry), 0.0)
+        placed = _map_from_odom(closure, odometry)
+        before = self._alignment
+        confirmed = before is not None and bool(
+            np.linalg.norm(
+                before.map_from_odom.compose(odometry).position - placed.compose(odometry).position
+            )
+            <= self.radius + DRIFT * before.driven
+        )
+        self._alignment = _Alignment(placed, 0.0, confirmed)
 
     def _support(self, candidate, floor: int, odometry: Pose | None):
         """Adds a frame's weak best match to the running sequence (or starts a new one)."""
