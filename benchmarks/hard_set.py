@@ -11,8 +11,9 @@ folders, one group each (frames one at a time: no odometry, so no tracking). Two
 - after (the defaults): 1024 features on 640 px, RootSIFT, the gate learned from the map's own
   look-alikes (their 0.99 quantile + 6, never below 20).
 
-Then the look-alike check of "no true match": every query against the map with its true entry
-removed, at the map's learned gate (what a robot meets exploring somewhere new). Prints the
+Then the look-alike check of "no true match": every query against the map with its true entries
+removed, at the map's learned gate (what a robot meets exploring somewhere new), on both sets and
+the demo world. Prints the
 per-group tables (recall at 100 % precision, false closures) and the largest wrong inlier count.
 About 4 minutes.
 """
@@ -27,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ros2_netvlad.config import ArchConfig, DescriberConfig, LocalizerConfig
+from ros2_netvlad.demo.odometry import TRUTH_TOPIC
+from ros2_netvlad.demo.run import IMAGE_TOPIC, DemoConfig, build, generate_world
 from ros2_netvlad.evaluation.offline import evaluate
 from ros2_netvlad.evaluation.realset import assemble
 from ros2_netvlad.evaluation.realset_hard import assemble_hard
@@ -34,7 +37,8 @@ from ros2_netvlad.localization.localizer import Localizer
 from ros2_netvlad.maps.building import BuildOptions, build_map
 from ros2_netvlad.maps.database import MapDatabase
 from ros2_netvlad.model.netvlad import build_model
-from ros2_netvlad.sources.source import FolderSource
+from ros2_netvlad.sources.rosbag import PoseLookup
+from ros2_netvlad.sources.source import BagSource, FolderSource, every_frame
 from ros2_netvlad.verification.features import FeatureSettings
 
 HARD = Path(__file__).resolve().parents[1].parent / "shared" / "realset-hard"
@@ -86,41 +90,43 @@ def main() -> None:
                     f"{g['with_true_match']:>9}{g['accepted']:>9}{g['false']:>6}"
                     f"{g['recall']:>8.3f}{g['recall_at_100_precision']:>9.3f}  {gate}"
                 )
-        removed_true_entries(name, root / f"map_{slug}_after", queries, root / f"removed_{slug}")
+        removed_true_entries(name, root / f"map_{slug}_after", sources, root / f"removed_{slug}")
+    demo_world(root / "demo")
     print(f"(queries.csv and report.md under {root})")
 
 
-def removed_true_entries(name: str, map_dir: Path, queries: dict[str, Path], out: Path) -> None:
+def removed_true_entries(name: str, map_dir: Path, sources: list, out: Path) -> None:
     """Each query as if the map had no entry at its place: its shortlist verified 20 deep
     (covering the top 10 once the true entries are gone), and any entry more than 25 m from it
     reaching the map's learned gate would be a false closure. Exact: a candidate that skips the
     geometry has fewer mutual matches than the gate."""
     database = MapDatabase.load(map_dir)
     gate = Localizer(database).min_inliers
-    config = replace(LocalizerConfig(), rerank_top_n=20)
-    sources = [FolderSource(folder, folder / "poses.csv") for folder in queries.values()]
+    config = replace(LocalizerConfig(), rerank_top_n=20, sequence_track_distance=0.0)
     evaluate(map_dir, sources, out, progress=False, localizer=config)
-    truth = {}
-    for folder in queries.values():
-        with open(folder / "poses.csv") as f:
-            truth |= {r["name"]: (float(r["x"]), float(r["y"])) for r in csv.DictReader(f)}
+    truth = [frame.pose.position[:2] for frame in every_frame(sources)]  # the CSV's order
     positions = database.positions()[:, :2]
     wrong, false = [], 0
     with open(out / "queries.csv") as f:
-        for row in csv.DictReader(f):
+        for row, here in zip(csv.DictReader(f), truth):
             ids = [int(i) for i in row["top_ids"].split(";") if i]
             inliers = [int(n) for n in row["top_inliers"].split(";") if n]
-            far = [
-                n
-                for i, n in zip(ids, inliers)
-                if np.linalg.norm(positions[i] - truth[row["query"]]) > 25
-            ]
+            far = [n for i, n in zip(ids, inliers) if np.linalg.norm(positions[i] - here) > 25]
             wrong.append(max(far, default=0))
             false += max(far, default=0) >= gate
     print(
         f"{name}: true entries removed, {len(wrong)} queries: {false} would be accepted at the "
         f"learned gate {gate}; largest wrong inliers {max(wrong)}"
     )
+
+
+def demo_world(root: Path) -> None:
+    """The same check on the demo world (20 places, its revisit drive, ground truth)."""
+    config = DemoConfig()
+    first, second = generate_world(root / "world", config)
+    map_dir = build(root, first, config, pretrained=True)
+    queries = [BagSource(second, IMAGE_TOPIC, PoseLookup(TRUTH_TOPIC))]
+    removed_true_entries("demo world", map_dir, queries, root / "removed_demo")
 
 
 if __name__ == "__main__":
