@@ -84,6 +84,12 @@ def angle_between(a: np.ndarray, b: np.ndarray) -> float:
     return float(2.0 * np.arccos(np.clip(abs(np.dot(a, b)), 0.0, 1.0)))
 
 
+def vector_angle(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle (radians) between two directions (0 when either is zero)."""
+    cosine = np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
+    return float(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
 def average_quaternions(quaternions: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Weighted mean orientation (Markley et al. 2007): the principal eigenvector of Σ wᵢ qᵢqᵢᵀ,
     which ignores the q/−q sign ambiguity."""

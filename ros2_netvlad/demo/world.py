@@ -181,22 +181,24 @@ def write_traversal(
     ]
     wheels = np.random.default_rng(seed + 10_000)  # the views stay those of a drive without drift
     odometry = poses if drift is None else _in_odom_frame(drifted(poses, drift, wheels))
+    frame = "map" if drift is None else "odom"
     with BagWriter(path, storage) as bag:
         stamp, samples = start_ns, iter(zip(poses, odometry))
         for place in places_:
-            for offset in VIEW_OFFSETS:
+            for _ in VIEW_OFFSETS:
                 view = render_view(place, rng, size, changed)
                 msg = (
                     messages.compressed(view, stamp) if compressed else messages.image(view, stamp)
                 )
                 bag.write(topic, msg, stamp)
+                at_image = None
                 for at in (stamp, stamp + period // 2):
                     true, odom = next(samples)
-                    frame = "map" if drift is None else "odom"
+                    at_image = at_image or true
                     bag.write(odom_topic, messages.odometry(odom, at, frame_id=frame), at)
                     if drift is not None:
                         bag.write(truth_topic, messages.odometry(true, at), at)
-                truth.append((stamp, place.index, view_pose(place.index, count, offset).position))
+                truth.append((stamp, place.index, at_image.position))
                 stamp += period
     return truth
 

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from scipy.stats import chi2
 
-from ros2_netvlad.geometry import Pose
+from ros2_netvlad.geometry import Pose, vector_angle
 from ros2_netvlad.localization.relative_pose import GEOMETRY_METRIC, RelativePose
 
 
@@ -38,8 +38,7 @@ def pose_error(estimate: RelativePose, truth: Pose) -> PoseError:
     translation = r_est.inv().apply(truth.position - estimate.pose.position)
     baseline = float(np.linalg.norm(truth.position))
     t_est = estimate.pose.position
-    cosine = t_est @ truth.position / max(np.linalg.norm(t_est) * baseline, 1e-12)
-    direction = float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+    direction = float(np.degrees(vector_angle(t_est, truth.position)))
     if estimate.geometry == GEOMETRY_METRIC:
         xi = np.r_[translation, rotation]
         nees = float(xi @ np.linalg.solve(estimate.covariance, xi))

@@ -26,7 +26,7 @@ from evo.core.trajectory import PoseTrajectory3D  # noqa: E402
 
 from ros2_netvlad.errors import InputError
 from ros2_netvlad.evaluation.pose_graph import Closure, Link, SlamConfig, optimize
-from ros2_netvlad.geometry import Pose, angle_between
+from ros2_netvlad.geometry import Pose, angle_between, vector_angle
 from ros2_netvlad.sources.rosbag import open_bag, read_poses, stamp_ns
 from ros2_netvlad.tables import from_upper_triangle, table_rows
 
@@ -139,15 +139,10 @@ def is_false(link: Link, truth: list[Pose], radius: float) -> bool:
     expected = earlier.inverse().compose(later)
     turned = angle_between(expected.orientation, closure.relative.orientation)
     if closure.geometry == 1:
-        bearing = angle_between_vectors(expected.position, closure.relative.position)
+        bearing = vector_angle(expected.position, closure.relative.position)
         return bearing > np.radians(5.0) or turned > np.radians(3.0)
     off = float(np.linalg.norm(expected.position - closure.relative.position))
     return off > max(0.3, 0.1 * distance) or turned > np.radians(3.0)
-
-
-def angle_between_vectors(a: np.ndarray, b: np.ndarray) -> float:
-    cosine = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
-    return float(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
 def trajectory_errors(stamps: list[int], truth: np.ndarray, estimate: np.ndarray) -> dict:

@@ -197,14 +197,11 @@ class Localizer:
         if features is None:
             return "off (localizer.verification none, or the map stores no local features)"
         method = "rootsift" if features.method == "sift" and config.root_sift else features.method
-        needed = self.min_inliers
-        why = (
-            " (learned from the map's look-alikes)"
-            if self.database.manifest.lookalikes is not None and config.lookalike_quantile > 0
-            else " (the map has no look-alike measurement)"
-            if needed != config.min_inliers
-            else ""
-        )
+        needed, why = self.min_inliers, ""
+        if config.lookalike_quantile > 0 and self.database.manifest.lookalikes is not None:
+            why = " (learned from the map's look-alikes)"
+        elif needed != config.min_inliers:
+            why = " (the map has no look-alike measurement)"
         sequence = (
             f", or {config.sequence_frames} consecutive frames at >= {self.weak_floor} agreeing "
             f"within {config.sequence_radius:g} m"

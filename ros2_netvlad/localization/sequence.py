@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ros2_netvlad.geometry import Pose
+from ros2_netvlad.geometry import Pose, rotate
 from ros2_netvlad.localization.relative_pose import GEOMETRY_METRIC
 
 # acceptance of a candidate (the loop-closure table's `acceptance` field)
@@ -53,15 +53,10 @@ class SequenceGate:
     def __init__(
         self, frames: int, radius: float, track_distance: float = 0.0, top: int = 5
     ) -> None:
-        self.frames, self.radius, self.track_distance, self.top = (
-            frames,
-            radius,
-            track_distance,
-            top,
-        )
-        self._supports: deque[_Support] = deque(maxlen=max(frames, 1))
+        self._supports: deque[_Support] = deque()
         self._alignment: _Alignment | None = None
         self._last_odometry: Pose | None = None
+        self.resize(frames, radius, track_distance, top)
 
     @property
     def on(self) -> bool:
@@ -85,12 +80,8 @@ class SequenceGate:
         return [accepted, *(c for c in candidates if c.map_id != accepted.map_id)]
 
     def resize(self, frames: int, radius: float, track_distance: float, top: int) -> None:
-        self.frames, self.radius, self.track_distance, self.top = (
-            frames,
-            radius,
-            track_distance,
-            top,
-        )
+        self.frames, self.radius = frames, radius
+        self.track_distance, self.top = track_distance, top
         self._supports = deque(self._supports, maxlen=max(frames, 1))
 
     # --- the two rules ----------------------------------------------------------------------------
@@ -158,9 +149,10 @@ class SequenceGate:
         if previous.odometry is None or current.odometry is None:
             return bool(np.linalg.norm(current.position - previous.position) <= self.radius)
         moved = current.odometry.position - previous.odometry.position
-        turn = Pose(np.zeros(3), previous.heading).compose(Pose(moved)).position
+        # the odometry's step turned into the map, from where the previous match was
+        expected = previous.position + rotate(previous.heading, moved)
         allowed = self.radius + DRIFT * float(np.linalg.norm(moved))
-        return bool(np.linalg.norm(current.position - (previous.position + turn)) <= allowed)
+        return bool(np.linalg.norm(current.position - expected) <= allowed)
 
 
 def _map_from_odom(closure, odometry: Pose) -> Pose:

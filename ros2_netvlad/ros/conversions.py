@@ -80,6 +80,8 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
         rows["verified"] = [c.verified for c in candidates]
         rows["inliers"] = [c.inliers for c in candidates]
         rows["rerank_score"] = [c.rerank_score for c in candidates]
+        rows["p_correct"] = [c.p_correct for c in candidates]
+        rows["acceptance"] = [c.acceptance for c in candidates]
         _fill_geometry(rows, candidates)
         stamps = np.array([c.entry.stamp_ns for c in candidates], dtype=np.int64)
         rows["map_stamp_sec"], rows["map_stamp_nanosec"] = (
@@ -105,7 +107,6 @@ def candidates_to_cloud(candidates: list[Candidate], stamp: Time, frame_id: str)
 def _fill_geometry(rows: np.ndarray, candidates: list[Candidate]) -> None:
     rows["rel_qw"] = 1.0  # identity where there is no geometry (geometry = 0)
     for row, candidate in zip(rows, candidates):
-        row["p_correct"], row["acceptance"] = candidate.p_correct, candidate.acceptance
         relative = candidate.relative
         if relative is None:
             continue
