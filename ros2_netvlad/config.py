@@ -320,6 +320,14 @@ class LocalizerConfig:
             "inliers above the look-alikes' quantile (see lookalike_quantile)", min=0, max=1000
         ),
     )
+    lookalike_aliasing: bool = field(
+        default=True,
+        metadata=param(
+            "entries whose measured look-alike at another place reaches min_inliers (the same "
+            "scene at two places) are accepted over frames only (odometry tracking or a weak "
+            "sequence), never on their own inliers"
+        ),
+    )
     sequence_frames: int = field(
         default=0,
         metadata=param(

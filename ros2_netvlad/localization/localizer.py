@@ -183,6 +183,16 @@ class Localizer:
         return max(config.min_inliers, gate)
 
     @property
+    def aliased(self) -> frozenset[int]:
+        """Map entries that share their scene with another place (maps/lookalikes.py): however
+        many inliers a frame reaches to one, the other place would give as many, so only the
+        odometry (tracking, a weak sequence) can accept a closure to it."""
+        lookalikes = self.database.manifest.lookalikes
+        if not self.config.lookalike_aliasing or lookalikes is None:
+            return frozenset()
+        return lookalikes.aliased(self.config.min_inliers)
+
+    @property
     def weak_floor(self) -> int:
         """Inliers a frame's best match needs to support a sequence: sequence_min_inliers, and
         never below what the map's look-alikes reach (their quantile, without the margin)."""
@@ -280,7 +290,7 @@ class Localizer:
         counts below min_inliers are what random matches reach too (MAGSAC++ on unrelated real
         photos: up to ~15), so they never overrule the descriptor: re-ranking can promote a
         candidate only on evidence the decision rule itself trusts."""
-        verifier, needed = self._verifier, self.min_inliers
+        verifier, needed, aliased = self._verifier, self.min_inliers, self.aliased
         # with sequence acceptance weaker evidence counts too: count inliers down to its floor
         counted = min(needed, self.weak_floor) if self.config.sequence_frames > 1 else needed
         prepared = verifier.prepare(query) if query is not None else None
@@ -292,7 +302,7 @@ class Localizer:
                 if prepared is not None and found is not None
                 else NO_EVIDENCE
             )
-            verified = proof.inliers >= needed
+            verified = proof.inliers >= needed and candidate.map_id not in aliased
             ranked.append(
                 replace(
                     candidate,

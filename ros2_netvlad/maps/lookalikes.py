@@ -1,7 +1,9 @@
 """A map's own look-alikes: its entries verified against their most similar entries from *other*
 places, and how many inliers those wrong pairs reach. The localizer's effective ``min_inliers``
 is the larger of its configured floor and a high quantile of this distribution plus a margin, so
-a self-similar corridor gets a stricter gate than a textured street.
+a self-similar corridor gets a stricter gate than a textured street. A pair that reaches the floor
+itself is the same scene at two places: its entries are *aliased* (closures to them need the
+odometry's confirmation, localizer.lookalike_aliasing).
 
 "Other place": more than ``radius`` metres apart, or, when the map has no positions (all at the
 origin), more than ``gap`` entries apart in map order."""
@@ -49,7 +51,8 @@ def measure_lookalikes(
     pairs = [(a, b) for a, b in pairs if a in features and b in features]
     # SIFT maps are matched as SIFT or RootSIFT (localizer.root_sift): the larger count of the two
     counts = [_inliers(make_verifier(s), features, pairs) for s in _matchings(settings)]
-    return Lookalikes(tuple(sorted(np.max(counts, axis=0).tolist())), radius)
+    measured = sorted(zip(np.max(counts, axis=0).tolist(), pairs))
+    return Lookalikes(tuple(n for n, _ in measured), radius, tuple(p for _, p in measured))
 
 
 def _matchings(settings: FeatureSettings) -> list[FeatureSettings]:

@@ -26,8 +26,11 @@ RADIUS = 25.0  # metres: look-alike pairs further apart are other places (evalua
 
 @dataclass(frozen=True)
 class Lookalikes:
-    inliers: tuple[int, ...]  # of each measured look-alike pair
+    inliers: tuple[int, ...]  # of each measured look-alike pair, ascending
     radius: float = RADIUS
+    # the (entry, look-alike) map ids behind each count, in the same order; () in maps measured
+    # before they were recorded
+    entries: tuple[tuple[int, int], ...] = ()
 
     def gate(self, quantile: float, margin: int) -> int:
         """The inliers a candidate needs to beat this map's look-alikes."""
@@ -35,14 +38,30 @@ class Lookalikes:
             return 0
         return int(np.ceil(np.quantile(np.array(self.inliers, float), quantile))) + margin
 
+    def aliased(self, floor: int) -> frozenset[int]:
+        """Entries in a look-alike pair that reaches ``floor`` inliers: the same scene at two
+        places, which no inlier count of a new frame can tell apart."""
+        return frozenset(
+            i for pair, n in zip(self.entries, self.inliers) if n >= floor for i in pair
+        )
+
     def to_json(self) -> dict:
-        return {"inliers": list(self.inliers), "radius": self.radius, "pairs": len(self.inliers)}
+        return {
+            "inliers": list(self.inliers),
+            "radius": self.radius,
+            "pairs": len(self.inliers),
+            "entries": [list(pair) for pair in self.entries],
+        }
 
     @staticmethod
     def from_json(values: dict) -> "Lookalikes":
-        return Lookalikes(
-            tuple(int(n) for n in values.get("inliers", ())), values.get("radius", RADIUS)
-        )
+        inliers = tuple(int(n) for n in values.get("inliers", ()))
+        entries = tuple((int(a), int(b)) for a, b in values.get("entries", ()))
+        if entries and len(entries) != len(inliers):
+            raise MapError(
+                f"manifest lookalikes: {len(entries)} entries for {len(inliers)} inlier counts"
+            )
+        return Lookalikes(inliers, values.get("radius", RADIUS), entries)
 
 
 class MapError(InputError):
