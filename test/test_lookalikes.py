@@ -90,6 +90,7 @@ def test_the_same_scene_at_two_places_needs_the_odometry(photos):
     config = LocalizerConfig(lookalike_quantile=0.0)
     localizer = Localizer(street, config)
     assert localizer.aliased == {0, 1} == lookalikes.aliased(config.min_inliers)
+    assert "2 aliased entries need the odometry" in localizer.verification_text()
     revisit = cv2.resize(photos["astronaut"], None, fx=0.8, fy=0.8)  # at place 0
     alone = localizer.query(descriptors[0], 10**12, revisit).candidates
     assert max(c.inliers for c in alone) >= 2 * config.min_inliers  # plenty, and to both twins

@@ -32,3 +32,14 @@ def test_the_hard_set_is_laid_out_by_difficulty(tmp_path):
             queries += 1
     assert queries == sum(len(list((HARD / "pairs" / p).glob("*.jpg"))) - 1 for p in places)
     assert assemble_hard(HARD, tmp_path / "hard") == hard  # a complete one is reused
+    # the README's possibly overlapping distractors (one building's offices, one walk through
+    # Lund) share a position per group, so none is another's wrong place; the rest do not
+    number = {int(n[7:10]): x for n, x in where.items() if n.startswith("other_d")}
+    offices, lund = range(13, 19), range(35, 41)  # d013-d018, d035-d040
+    assert len({number[n] for n in offices}) == 1 and len({number[n] for n in lund}) == 1
+    others = [x for n, x in number.items() if n not in offices and n not in lund]
+    assert len(set(others)) == len(others) == len(number) - 12
+    assert number[13] not in others and number[35] not in others and number[13] != number[35]
+    (hard.map_folder.parent / "LAYOUT").write_text("1")  # an assembly laid out before: redone
+    assert assemble_hard(HARD, tmp_path / "hard") == hard
+    assert (hard.map_folder.parent / "LAYOUT").read_text() == "2"

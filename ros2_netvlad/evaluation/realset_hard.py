@@ -6,10 +6,14 @@ Laid out for the folder tools like the development set (realset.py): the map get
 of each place (``a.jpg``) and every distractor; the queries are the place's other images, in one
 folder per difficulty the set's README gives the place (``queries/hard``, ``queries/medium``,
 ``queries/easy``), so ``evaluate --images`` over the three reports recall per group. Positions are
-synthetic: place i at x = 100·i m, distractors beyond them."""
+synthetic: place i at x = 100·i m, distractors beyond them; the distractors the README says may
+overlap one another (six offices of one building, frames of one walk through Lund) share one
+position per group, so no tool takes two of them for different places (the map's look-alike
+measurement would otherwise count a possibly true pair as a wrong one)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +53,9 @@ DIFFICULTY = {
     "toronto_university": "hard",
 }
 GROUPS = ("hard", "medium", "easy")
+# distractor numbers (dNNN) that may overlap one another, per the README: one position per group
+SHARED_PLACE = (range(13, 19), range(35, 41))
+LAYOUT = "2"  # 2: overlapping distractors share a position (1 gave each its own)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,9 @@ def assemble_hard(root: str | Path, out: str | Path | None = None) -> HardSet:
     out = Path(out) if out else default_location().with_name("realset-hard")
     hard = HardSet(out / "map", {group: out / "queries" / group for group in GROUPS})
     folders = (hard.map_folder, *hard.query_folders.values())
-    if all((folder / "poses.csv").is_file() for folder in folders):
+    layout = out / "LAYOUT"
+    complete = all((folder / "poses.csv").is_file() for folder in folders)
+    if complete and layout.is_file() and layout.read_text() == LAYOUT:
         return hard
     places = sorted(p for p in (root / "pairs").glob("*") if p.is_dir())
     if not places:
@@ -81,15 +90,29 @@ def assemble_hard(root: str | Path, out: str | Path | None = None) -> HardSet:
         for image in images[1:]:
             name = f"{place.name}_{image.stem}.png"
             query_rows[group].append(_write(tmp / "queries" / group, name, _read(image), position))
-    for index, image in enumerate(sorted((root / "distractors").glob("*.jpg")), len(places)):
-        position = (index * PLACE_SPACING, 0.0, 0.0)
+    distractors = sorted((root / "distractors").glob("*.jpg"))
+    slots = _distractor_slots([image.stem for image in distractors])
+    for image, slot in zip(distractors, slots):
+        position = ((len(places) + slot) * PLACE_SPACING, 0.0, 0.0)
         map_rows.append(_write(tmp / "map", f"other_{image.stem}.png", _read(image), position))
     _poses_csv(tmp / "map" / "poses.csv", map_rows)
     for group, rows in query_rows.items():
         _poses_csv(tmp / "queries" / group / "poses.csv", rows)
+    (tmp / "LAYOUT").write_text(LAYOUT)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return hard
+
+
+def _distractor_slots(stems: list[str]) -> list[int]:
+    """Each distractor's position slot: its own, or its SHARED_PLACE group's first member's."""
+    numbers = [int(s[1:4]) if re.fullmatch(r"d\d{3}_.*", s) else -1 for s in stems]
+
+    def slot(index: int) -> int:
+        group = next((g for g in SHARED_PLACE if numbers[index] in g), None)
+        return index if group is None else next(i for i, n in enumerate(numbers) if n in group)
+
+    return [slot(index) for index in range(len(stems))]
 
 
 def _read(path: Path):
