@@ -4,7 +4,7 @@ count and descriptor score by logistic regression. The coefficients are fitted b
 checked there for calibration on held-out pairs. A candidate with fewer than min_inliers mutual
 matches counts 0 inliers (p 0.007); at the gate's floor (min_inliers, 20) p is 0.74, at 30 0.86.
 Refitting it per map with the map's own look-alikes as further negatives was measured and is not
-used: on the real sets' shortlisted candidates it was less well calibrated (docs/slam.md)."""
+used: on the real sets' re-ranked candidates it was less well calibrated (docs/slam.md)."""
 
 from __future__ import annotations
 
