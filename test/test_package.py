@@ -54,6 +54,23 @@ def test_data_files_are_installed_into_the_prefix():
     assert (Path(sys.prefix) / "share/ament_index/resource_index/packages/ros2_netvlad").is_file()
 
 
+def test_a_missing_params_file_is_named(monkeypatch, tmp_path):
+    """replay_eval outside an ament prefix, installed away from a source tree: one clear error
+    naming AMENT_PREFIX_PATH, not rcl's params-file failure later."""
+    import ament_index_python.packages as ament
+
+    from ros2_netvlad.errors import NetVLADError
+    from ros2_netvlad.ros import replay_eval
+
+    def not_indexed(name):
+        raise ament.PackageNotFoundError(name)
+
+    monkeypatch.setattr(ament, "get_package_share_directory", not_indexed)
+    monkeypatch.setattr(replay_eval, "__file__", str(tmp_path / "ros2_netvlad/ros/replay_eval.py"))
+    with pytest.raises(NetVLADError, match="AMENT_PREFIX_PATH"):
+        replay_eval.default_params_file()
+
+
 def test_console_scripts_are_installed():
     scripts = Path(sys.prefix) / "bin"
     for name in (

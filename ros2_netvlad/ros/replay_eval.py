@@ -45,7 +45,14 @@ def default_params_file() -> Path:
             return installed
     except (ImportError, LookupError, ValueError, OSError):  # no ament index: use the source tree
         pass
-    return Path(__file__).resolve().parents[2] / "config" / "localize.yaml"
+    source_tree = Path(__file__).resolve().parents[2] / "config" / "localize.yaml"
+    if not source_tree.is_file():
+        raise NetVLADError(
+            "config/localize.yaml not found: ros2_netvlad's share directory is not on "
+            "AMENT_PREFIX_PATH (source the install's setup file, or in a venv export "
+            "AMENT_PREFIX_PATH=<the venv>)"
+        )
+    return source_tree
 
 
 def node_parameters(params: Path | None) -> dict:
