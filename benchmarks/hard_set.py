@@ -124,9 +124,9 @@ def removed_true_entries(name: str, map_dir: Path, sources: list, out: Path) -> 
                 (pair, n) for pair, n in zip(lookalikes.entries, lookalikes.inliers)
                 if n >= floor and not near.intersection(pair)
             ]  # fmt: skip
-            unknown = {i for pair, _ in elsewhere for i in pair}
+            still_aliased = {i for pair, _ in elsewhere for i in pair}
             known += any(n >= gate and i not in localizer.aliased for i, n in far)
-            never_mapped += any(n >= gate and i not in unknown for i, n in far)
+            never_mapped += any(n >= gate and i not in still_aliased for i, n in far)
     print(
         f"{name}: true entries removed, {len(wrong)} queries, learned gate {gate}, "
         f"{len(localizer.aliased)} entries aliased; largest wrong inliers {max(wrong)}; "
