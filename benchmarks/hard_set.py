@@ -106,7 +106,7 @@ def removed_true_entries(name: str, map_dir: Path, sources: list, out: Path) -> 
     mapped: an appearance test cannot know that two places share a scene it has seen once)."""
     database = MapDatabase.load(map_dir)
     localizer = Localizer(database)
-    gate, floor = localizer.min_inliers, localizer.config.min_inliers
+    gate, floor, aliased = localizer.min_inliers, localizer.config.min_inliers, localizer.aliased
     lookalikes = database.manifest.lookalikes
     config = replace(LocalizerConfig(), rerank_top_n=20, sequence_track_distance=0.0)
     evaluate(map_dir, sources, out, progress=False, localizer=config)
@@ -117,26 +117,24 @@ def removed_true_entries(name: str, map_dir: Path, sources: list, out: Path) -> 
         for row, here in zip(csv.DictReader(f), truth):
             ids = [int(i) for i in row["top_ids"].split(";") if i]
             inliers = [int(n) for n in row["top_inliers"].split(";") if n]
-            far = [(i, n) for i, n in zip(ids, inliers) if _distance(positions[i], here) > 25]
+            distance = np.linalg.norm(positions - here, axis=1)
+            far = [(i, n) for i, n in zip(ids, inliers) if distance[i] > 25]
             wrong.append(max((n for _, n in far), default=0))
-            near = {i for i in range(len(positions)) if _distance(positions[i], here) <= 25}
-            elsewhere = [
-                (pair, n) for pair, n in zip(lookalikes.entries, lookalikes.inliers)
+            near = set(np.flatnonzero(distance <= 25).tolist())
+            still_aliased = {
+                i
+                for pair, n in zip(lookalikes.entries, lookalikes.inliers)
                 if n >= floor and not near.intersection(pair)
-            ]  # fmt: skip
-            still_aliased = {i for pair, _ in elsewhere for i in pair}
-            known += any(n >= gate and i not in localizer.aliased for i, n in far)
+                for i in pair
+            }
+            known += any(n >= gate and i not in aliased for i, n in far)
             never_mapped += any(n >= gate and i not in still_aliased for i, n in far)
     print(
         f"{name}: true entries removed, {len(wrong)} queries, learned gate {gate}, "
-        f"{len(localizer.aliased)} entries aliased; largest wrong inliers {max(wrong)}; "
+        f"{len(aliased)} entries aliased; largest wrong inliers {max(wrong)}; "
         f"accepted: {known} (aliasing known from the whole map), {never_mapped} (the query's "
         f"place never mapped)"
     )
-
-
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b))
 
 
 def demo_world(root: Path) -> None:

@@ -224,8 +224,8 @@ class Localizer:
                 f"accepted closure (one of the first {config.sequence_track_rank} within "
                 f"{config.sequence_radius:g} m of where it puts the robot)"
             )
-        if self.aliased:
-            sequence += f"; {len(self.aliased)} aliased entries need the odometry"
+        if aliased := self.aliased:
+            sequence += f"; {len(aliased)} aliased entries need the odometry"
         return (
             f"{method} ({features.max_features} features), top {config.rerank_top_n} "
             f"re-ranked, verified at >= {needed} inliers{why}{sequence}"
